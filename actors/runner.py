@@ -1,0 +1,151 @@
+"""The episode runner: a gymnasium vector env + the agent + short-term memory -> segments.
+
+Shared by the inline trainer and the Ray actor. Autoreset is SAME_STEP, so the observation returned with a
+finished episode's last step is already the next episode's first; the true last observation comes from
+info["final_obs"] and is what the stored transition holds. Segments never cross an episode: a segment is cut
+after T steps or at an episode end, whichever comes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from agent.agent import Agent
+from agent.short_term import ShortTermMemory
+from memory.core import Segment, SegmentMeta
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """How an actor steps its envs and cuts segments."""
+
+    num_envs: int = 1
+    """Envs stepped together in one vector env (planning is batched over them)."""
+    segment_length: int = 64
+    """Steps per segment, T (shorter at episode ends)."""
+    seed: int = 0
+    """Seed of the envs' first reset and of random exploration."""
+    actor_id: int = 0
+    """Id stamped on every segment."""
+
+
+def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
+
+
+class EpisodeRunner:
+    """Steps M envs with the agent, buffers per-env steps, and emits finished segments to `sink`."""
+
+    def __init__(self, env_id: str, agent: Agent, cfg: RunnerConfig, sink: Callable[[Segment], None]):
+        self.env_id, self.agent, self.cfg, self.sink = env_id, agent, cfg, sink
+        self.envs = make_vector_env(env_id, cfg.num_envs)
+        self.envs.action_space.seed(cfg.seed)
+        self.obs, _ = self.envs.reset(seed=cfg.seed)
+        self.stm = ShortTermMemory(cfg.num_envs)
+        self.policy_version = 0
+        m = cfg.num_envs
+        self._buf: list[list[dict]] = [[] for _ in range(m)]
+        self._first_step = np.zeros(m, dtype=np.int64)
+        self._episode = np.arange(m, dtype=np.int64)  # episode ids: env i takes i, i+M, i+2M, ...
+        self._ret = np.zeros(m)
+        self._len = np.zeros(m, dtype=np.int64)
+        self.env_steps = 0
+        self.episodes: list[tuple[float, int]] = []  # finished (return, length), drained by the caller
+
+    def step(self, n: int = 1, random: bool = False) -> int:
+        """Run n vector steps (random actions when `random`); returns env steps taken."""
+        for _ in range(n):
+            if random:
+                action = self.envs.action_space.sample()
+            else:
+                action = self.agent.act(self.obs, self.stm, explore=True)
+            nxt, reward, term, trunc, info = self.envs.step(action)
+            done = np.logical_or(term, trunc)
+            final = nxt
+            if done.any():
+                final = _with_final_obs(nxt, info, done)
+            for i in range(self.cfg.num_envs):
+                self._buf[i].append({"obs": _row(self.obs, i), "action": np.asarray(action[i]),
+                                     "reward": np.float32(reward[i]), "terminated": bool(term[i]),
+                                     "truncated": bool(trunc[i]), "next_obs": _row(final, i)})
+                self._ret[i] += reward[i]
+                self._len[i] += 1
+                if done[i] or len(self._buf[i]) >= self.cfg.segment_length:
+                    self._flush(i)
+                if done[i]:
+                    self.episodes.append((float(self._ret[i]), int(self._len[i])))
+                    self._ret[i], self._len[i] = 0.0, 0
+                    self._episode[i] += self.cfg.num_envs
+                    self._first_step[i] = 0
+            if done.any():
+                self.stm.reset(done)
+            self.obs = nxt
+            self.env_steps += self.cfg.num_envs
+        return n * self.cfg.num_envs
+
+    def _flush(self, i: int) -> None:
+        rows = self._buf[i]
+        if not rows:
+            return
+        data = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+        meta = SegmentMeta(actor_id=self.cfg.actor_id, env_id=self.env_id, episode_id=int(self._episode[i]),
+                           first_step=int(self._first_step[i]), policy_version=self.policy_version)
+        self._first_step[i] += len(rows)
+        self._buf[i] = []
+        self.sink(Segment(data, meta))
+
+    def flush_all(self) -> None:
+        """Emit every partial segment (at shutdown: nothing stepped is left unstored)."""
+        for i in range(self.cfg.num_envs):
+            self._flush(i)
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def _row(obs, i: int):
+    return {k: v[i] for k, v in obs.items()} if isinstance(obs, dict) else obs[i]
+
+
+def _with_final_obs(nxt, info: dict, done: np.ndarray):
+    """The observation batch with finished envs' rows replaced by their true final observation."""
+    fin = info["final_obs"]
+    if isinstance(nxt, dict):
+        out = {k: v.copy() for k, v in nxt.items()}
+        for i in np.flatnonzero(done):
+            for k in out:
+                out[k][i] = fin[i][k]
+        return out
+    out = nxt.copy()
+    for i in np.flatnonzero(done):
+        out[i] = fin[i]
+    return out
+
+
+def evaluate(env_id: str, agent: Agent, episodes: int, seed: int) -> dict[str, float]:
+    """Greedy episodes with the current weights: one env per episode, each played to its first end."""
+    envs = make_vector_env(env_id, episodes)
+    obs, _ = envs.reset(seed=seed)
+    stm = ShortTermMemory(episodes)
+    returns = np.zeros(episodes)
+    finished = np.zeros(episodes, dtype=bool)
+    success = np.zeros(episodes, dtype=bool)
+    while not finished.all():
+        action = agent.act(obs, stm, explore=False)
+        obs, reward, term, trunc, info = envs.step(action)
+        returns += np.where(finished, 0.0, reward)
+        done = np.logical_or(term, trunc)
+        if "is_success" in info:
+            success |= np.asarray(info["is_success"], dtype=bool) & ~finished
+        finished |= done
+        stm.reset(done)
+    envs.close()
+    out = {"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std())}
+    if "is_success" in info or success.any():
+        out["eval_success_rate"] = float(success.mean())
+    return out

@@ -1,0 +1,122 @@
+"""The Agent facade: perception -> world model -> cost -> planner, and the update step the learner calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from agent.actions import ActionSpec
+from agent.config import AgentConfig, PlannerConfig
+from agent.cost import Critic, IntrinsicCost
+from agent.perception import obs_to_tensor
+from agent.planner import Planner
+from agent.policy import Policy
+from agent.short_term import ShortTermMemory
+from agent.update import Updater
+from agent.world_model import WorldModel
+
+
+@dataclass
+class LatentModel:
+    """Adapts world model + intrinsic cost + critic + mode-1 to the planner's PlanModel protocol."""
+
+    agent: Agent
+    goal: torch.Tensor | None = None
+
+    @property
+    def action(self) -> ActionSpec:
+        return self.agent.action
+
+    @property
+    def z_dim(self) -> int:
+        return self.agent.world_model.z_dim
+
+    @property
+    def gamma(self) -> float:
+        return self.agent.cfg.cost.gamma
+
+    def _goal(self, s: torch.Tensor) -> torch.Tensor | None:
+        if self.goal is None:
+            return None
+        # candidates of env i are laid out contiguously: repeat each env's goal to match
+        return self.goal.repeat_interleave(s.shape[0] // self.goal.shape[0], dim=0)
+
+    def step(self, s, a, z):
+        wm, cost = self.agent.world_model, self.agent.cost
+        c = cost(s, a, self._goal(s))
+        return wm.predict(s, a, z), c, wm.continue_prob(s, a)
+
+    def terminal(self, s: torch.Tensor) -> torch.Tensor:
+        return self.agent.value(s)
+
+    def propose(self, s: torch.Tensor) -> torch.Tensor:
+        return self.agent.policy.sample(s)[0]
+
+    def propose_greedy(self, s: torch.Tensor) -> torch.Tensor:
+        return self.agent.policy.sample(s, greedy=True)[0]
+
+
+class Agent(torch.nn.Module):
+    """Owns every module; `act` for actors, `update` for the learner. Device is passed in, never assumed."""
+
+    def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, cfg: AgentConfig,
+                 device: torch.device | str = "cpu"):
+        super().__init__()
+        self.cfg = cfg
+        self.obs_space = obs_space
+        self.action = ActionSpec.from_space(action_space)
+        wm = cfg.world_model
+        self.world_model = WorldModel(obs_space, self.action, cfg.encoder, wm)
+        self.cost = IntrinsicCost(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
+        self.critic = Critic(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
+        self.policy = Policy(wm.latent_dim, self.action, wm.hidden)
+        self.planner = Planner(cfg.planner, self.action)
+        self.device = torch.device(device)
+        self.to(self.device)
+        self._updater = None  # built on first update: acting-only copies never need optimisers
+
+    # ----- acting -------------------------------------------------------------------------------------------
+    def value(self, s: torch.Tensor) -> torch.Tensor:
+        """Cost-to-go V(s) = Q(s, pi(s)); the exact expectation over actions for Discrete."""
+        if self.action.discrete:
+            n = self.action.dim
+            p = self.policy.probs(s)
+            eye = torch.eye(n, device=s.device)
+            q = self.critic(s[..., None, :].expand(*s.shape[:-1], n, s.shape[-1]), eye.expand(*s.shape[:-1], n, n))
+            return (p * q).sum(-1)
+        return self.critic(s, self.policy.sample(s, greedy=True)[0])
+
+    def set_planner(self, cfg: PlannerConfig) -> None:
+        """Swap the planning budget at run time (the configurator's modulation)."""
+        self.planner = Planner(cfg, self.action)
+
+    @torch.no_grad()
+    def act(self, obs, short_term: ShortTermMemory, explore: bool = True) -> np.ndarray:
+        """Observation batch [E, ...] -> env actions [E, ...]; updates short-term memory."""
+        s = self.world_model.encode(obs_to_tensor(obs, self.device))
+        model = LatentModel(self, short_term.goal)
+        a0, plan, cost = self.planner.plan(model, s, short_term.warm_start(self.planner), explore)
+        short_term.record(s, a0, plan, cost)
+        return self.action.to_env(a0)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient step of world model, cost head, critic and mode-1 on a batch of windows."""
+        return self.updater.step(batch)
+
+    @property
+    def updater(self):
+        """The optimisers' owner (created lazily)."""
+        if self._updater is None:
+            self._updater = Updater(self)
+        return self._updater
+
+    # ----- weights ------------------------------------------------------------------------------------------
+    def weights(self) -> dict[str, torch.Tensor]:
+        """CPU copy of every tensor needed to act (the snapshot actors receive)."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.state_dict().items()}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.load_state_dict(weights)

@@ -1,0 +1,133 @@
+"""Frozen configs of every agent module. The configurator fills them from the env's spaces and a budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Perception: observation -> feature vector (the JEPA encoder adds the latent head)."""
+
+    kind: str = "auto"
+    """'auto' picks from the observation space: 'mlp' for vectors, 'cnn' for uint8 HWC images."""
+    hidden: int = 256
+    """Width of MLP hidden layers."""
+    layers: int = 2
+    """Number of MLP hidden layers."""
+    cnn_channels: int = 32
+    """Channels of each CNN conv layer."""
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    """The JEPA: encoder, action-conditioned predictor, latent variable z, and the heads on latents."""
+
+    latent_dim: int = 64
+    """Dimension of the representation s."""
+    hidden: int = 256
+    """Width of predictor / head hidden layers."""
+    z_dim: int = 0
+    """Dimension of the latent variable z; 0 disables it."""
+    z_kl_weight: float = 0.1
+    """Weight of KL(q(z|s,a,s') || N(0,I)): the information limit on z."""
+    target_ema: float = 0.0
+    """0: targets come from the online encoder under stop-gradient; >0: an EMA copy with this rate."""
+    rho: float = 0.5
+    """Temporal discount of the multi-step prediction loss (step j weighs rho**j)."""
+    var_weight: float = 1.0
+    """VICReg variance hinge weight (0 switches the term off)."""
+    cov_weight: float = 0.04
+    """VICReg covariance weight (0 switches the term off)."""
+    pred_weight: float = 20.0
+    """Weight of the latent prediction loss."""
+    cost_weight: float = 0.5
+    """Weight of the immediate-cost (reward) prediction loss."""
+    done_weight: float = 1.0
+    """Weight of the termination-prediction loss."""
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Intrinsic cost weights (immutable once the agent is built) and the trainable critic."""
+
+    task_weight: float = 1.0
+    """Weight of the task cost (env cost = -reward, predicted in latent space)."""
+    goal_weight: float = 0.0
+    """Weight of the latent distance to a goal (goal tasks)."""
+    energy_weight: float = 0.0
+    """Weight of the action energy |a|^2 (in normalised action units)."""
+    critic_ensemble: int = 2
+    """Critic ensemble size; TD targets take the pessimistic (max-cost) member."""
+    gamma: float = 0.99
+    """Discount of future cost."""
+    tau: float = 0.01
+    """EMA rate of the critic target networks."""
+    critic_weight: float = 0.1
+    """Weight of the critic TD loss in the world-model update."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Mode-2 planning in latent space, and the mode-1 policy that amortises it."""
+
+    kind: str = "mppi"
+    """'mppi' (sampling), 'grad' (gradient descent on actions), 'mppi+grad' (refine), 'policy' (mode-1 only)."""
+    horizon: int = 3
+    """Planning horizon H in steps."""
+    samples: int = 256
+    """Sampled action sequences per iteration."""
+    policy_samples: int = 16
+    """Sequences proposed by rolling the mode-1 policy through the model."""
+    elites: int = 32
+    """Number of best sequences that refit the sampling distribution."""
+    iterations: int = 4
+    """Sampling iterations per decision."""
+    temperature: float = 0.5
+    """Inverse temperature of the elite weights, applied to costs normalised by their spread."""
+    min_std: float = 0.05
+    """Floor of the sampling std (normalised action units)."""
+    max_std: float = 2.0
+    """Initial sampling std."""
+    grad_steps: int = 10
+    """Adam steps of the gradient planner."""
+    grad_lr: float = 0.1
+    """Learning rate of the gradient planner."""
+    z_draws: int = 1
+    """Drawings of z from the prior averaged per candidate (when z is enabled)."""
+    explore_std: float = 0.3
+    """Extra std added to the first action when acting to explore (continuous), or epsilon for discrete."""
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """How the update step trains."""
+
+    lr: float = 3e-4
+    """Adam learning rate of the world model, heads and critic."""
+    policy_lr: float = 3e-4
+    """Adam learning rate of the mode-1 policy."""
+    batch_size: int = 256
+    """Windows per update."""
+    grad_clip: float = 20.0
+    """Max global grad norm."""
+    entropy_coef: float = 1e-4
+    """Entropy bonus of the mode-1 policy (scaled by the running critic scale)."""
+    bc_weight: float = 0.0
+    """Behaviour-cloning weight toward the actions the planner took (amortisation)."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Every module's config together."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """Perception."""
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    """JEPA world model."""
+    cost: CostConfig = field(default_factory=CostConfig)
+    """Intrinsic cost + critic."""
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    """Planner and mode-1."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Update step."""

@@ -1,0 +1,75 @@
+"""The cost module: an immutable intrinsic cost and a trainable critic.
+
+Intrinsic cost = task_weight * task(s, a) + goal_weight * |s - s_goal|^2 / D + energy_weight * |a|^2.
+Its weights are fixed when the agent is built (frozen config, not parameters): the agent can learn to
+*predict* the task cost (a head trained on observed rewards) but never to change what it is charged.
+The critic is an ensemble with EMA target networks predicting the discounted sum of future intrinsic cost;
+the planner uses it as the terminal cost at its horizon.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from agent.config import CostConfig
+from agent.nets import ema_, mlp, symexp
+
+
+class IntrinsicCost(nn.Module):
+    """Hard-wired cost terms; only the task head that *estimates* the env's cost is trained."""
+
+    def __init__(self, latent_dim: int, action_dim: int, hidden: int, cfg: CostConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.task_head = mlp(latent_dim + action_dim, hidden, 1)  # predicts symlog(env cost)
+
+    def task_symlog(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return self.task_head(torch.cat([s, a], -1)).squeeze(-1)
+
+    def observed(self, env_cost: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The intrinsic cost of a real step, from the env's cost (= -reward): the critic's TD signal."""
+        return self.cfg.task_weight * env_cost + self.cfg.energy_weight * a.pow(2).sum(-1)
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted intrinsic cost of taking a in latent state s."""
+        c = self.cfg.energy_weight * a.pow(2).sum(-1)
+        if self.cfg.task_weight:
+            c = c + self.cfg.task_weight * symexp(self.task_symlog(s, a))
+        if goal is not None and self.cfg.goal_weight:
+            c = c + self.cfg.goal_weight * self.goal_distance(s, goal)
+        return c
+
+    @staticmethod
+    def goal_distance(s: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        return (s - goal).pow(2).mean(-1)
+
+
+class Critic(nn.Module):
+    """Ensemble Q(s, a) of future intrinsic cost, regressed in symlog space, with EMA target copies."""
+
+    def __init__(self, latent_dim: int, action_dim: int, hidden: int, cfg: CostConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(mlp(latent_dim + action_dim, hidden, 1) for _ in range(cfg.critic_ensemble))
+        self.targets = copy.deepcopy(self.members).requires_grad_(False)
+
+    def symlog_q(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """[E, ...] raw (symlog-space) predictions of every member."""
+        x = torch.cat([s, a], -1)
+        return torch.stack([m(x).squeeze(-1) for m in self.members])
+
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Mean over members of Q in cost units."""
+        return symexp(self.symlog_q(s, a)).mean(0)
+
+    @torch.no_grad()
+    def target(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Pessimistic target: the largest predicted cost among target members (clipped double-Q for costs)."""
+        x = torch.cat([s, a], -1)
+        return torch.stack([symexp(m(x).squeeze(-1)) for m in self.targets]).max(0).values
+
+    def update_targets(self) -> None:
+        ema_(self.targets, self.members, self.cfg.tau)

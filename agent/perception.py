@@ -1,0 +1,91 @@
+"""Perception: encoders chosen from the observation space (vectors, uint8 images, dicts of both)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from agent.config import EncoderConfig
+from agent.nets import mlp
+
+
+def is_image(space: spaces.Space) -> bool:
+    """uint8 HWC boxes are images; everything else Box-shaped is a vector."""
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+class VectorEncoder(nn.Module):
+    """Flattened vector -> features, LayerNorm'd hidden layers normalise the raw scale."""
+
+    def __init__(self, space: spaces.Box, cfg: EncoderConfig, out: int):
+        super().__init__()
+        self.net = mlp(int(math.prod(space.shape)), cfg.hidden, out, max(cfg.layers - 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1).float())
+
+
+class ImageEncoder(nn.Module):
+    """uint8 HWC image -> features: a small strided CNN (64x64 -> 4x4)."""
+
+    def __init__(self, space: spaces.Box, cfg: EncoderConfig, out: int):
+        super().__init__()
+        h, w, c = space.shape
+        ch = cfg.cnn_channels
+        self.conv = nn.Sequential(
+            nn.Conv2d(c, ch, 4, stride=2), nn.SiLU(),
+            nn.Conv2d(ch, ch, 4, stride=2), nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, stride=2), nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, stride=1), nn.SiLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, c, h, w)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n, cfg.hidden), nn.LayerNorm(cfg.hidden), nn.SiLU(),
+                                  nn.Linear(cfg.hidden, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # uint8 HWC -> float CHW in [-0.5, 0.5]
+        x = x.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        return self.head(self.conv(x))
+
+
+class DictEncoder(nn.Module):
+    """One encoder per key, outputs concatenated and mixed by a linear layer."""
+
+    def __init__(self, space: spaces.Dict, cfg: EncoderConfig, out: int):
+        super().__init__()
+        self.keys = sorted(space.spaces)
+        self.parts = nn.ModuleDict({k: make_encoder(space.spaces[k], cfg, cfg.hidden) for k in self.keys})
+        self.mix = nn.Sequential(nn.SiLU(), nn.Linear(cfg.hidden * len(self.keys), out))
+
+    def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.mix(torch.cat([self.parts[k](x[k]) for k in self.keys], dim=-1))
+
+
+def make_encoder(space: spaces.Space, cfg: EncoderConfig, out: int) -> nn.Module:
+    """Pick the encoder for `space` (cfg.kind='auto') or the one cfg.kind names."""
+    if isinstance(space, spaces.Dict):
+        return DictEncoder(space, cfg, out)
+    if not isinstance(space, spaces.Box):
+        raise ValueError(f"unsupported observation space {space}")
+    kind = cfg.kind
+    if kind == "auto":
+        kind = "cnn" if is_image(space) else "mlp"
+    if kind == "cnn":
+        return ImageEncoder(space, cfg, out)
+    if kind == "mlp":
+        return VectorEncoder(space, cfg, out)
+    raise ValueError(f"unknown encoder kind {cfg.kind!r}")
+
+
+def obs_to_tensor(obs, device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
+    """numpy observation batch (array or dict of arrays) -> tensors on device, dtype kept (uint8 stays)."""
+    if isinstance(obs, dict):
+        return {k: obs_to_tensor(v, device) for k, v in obs.items()}
+    t = torch.as_tensor(np.asarray(obs), device=device)
+    return t if t.dtype == torch.uint8 else t.float()

@@ -1,0 +1,79 @@
+"""The JEPA world model: encoder, target encoder, action-conditioned predictor, latent variable z.
+
+Targets: by default the online encoder under stop-gradient (as TD-MPC2): VICReg's variance/covariance terms
+already prevent collapse, so an EMA copy only adds lag and memory; `target_ema > 0` switches to an EMA copy
+(BYOL/I-JEPA style) for image encoders where the slower target helps.
+
+z: a Gaussian posterior q(z | s, a, s') in training, kept low-information by a KL to the fixed prior N(0, I);
+planning draws z from the prior, so different draws give different plausible futures.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from agent.actions import ActionSpec
+from agent.config import EncoderConfig, WorldModelConfig
+from agent.losses import gaussian_kl
+from agent.nets import ema_, mlp
+from agent.perception import make_encoder
+
+
+class WorldModel(nn.Module):
+    """Encoder + predictor + z posterior + termination head."""
+
+    def __init__(self, obs_space: spaces.Space, action: ActionSpec, enc: EncoderConfig, cfg: WorldModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.action = action
+        d, a, zd = cfg.latent_dim, action.dim, cfg.z_dim
+        self.encoder = make_encoder(obs_space, enc, d)
+        self.target_encoder: nn.Module | None = None
+        if cfg.target_ema > 0:
+            self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.predictor = mlp(d + a + zd, cfg.hidden, d)
+        self.posterior = mlp(2 * d + a, cfg.hidden, 2 * zd, layers=1) if zd > 0 else None
+        self.done_head = mlp(d + a, cfg.hidden, 1)
+
+    @property
+    def z_dim(self) -> int:
+        return self.cfg.z_dim
+
+    def encode(self, obs) -> torch.Tensor:
+        return self.encoder(obs)
+
+    @torch.no_grad()
+    def encode_target(self, obs) -> torch.Tensor:
+        enc = self.target_encoder if self.target_encoder is not None else self.encoder
+        return enc(obs)
+
+    def update_target(self) -> None:
+        if self.target_encoder is not None:
+            ema_(self.target_encoder, self.encoder, self.cfg.target_ema)
+
+    def predict(self, s: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """One step in latent space: s' = P(s, a, z). z=None with z enabled means the prior mean (0)."""
+        parts = [s, a]
+        if self.z_dim:
+            parts.append(z if z is not None else s.new_zeros(*s.shape[:-1], self.z_dim))
+        return self.predictor(torch.cat(parts, dim=-1))
+
+    def prior_z(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
+        """Draw z from the fixed prior N(0, I) (None when z is disabled)."""
+        return torch.randn(*shape, self.z_dim, device=device) if self.z_dim else None
+
+    def infer_z(self, s: torch.Tensor, a: torch.Tensor, s_next: torch.Tensor):
+        """Posterior sample z ~ q(z|s,a,s') and its KL to the prior (nats)."""
+        assert self.posterior is not None
+        mu, log_std = self.posterior(torch.cat([s, a, s_next], -1)).chunk(2, -1)
+        log_std = log_std.clamp(-5, 2)
+        z = mu + torch.randn_like(mu) * log_std.exp()
+        return z, gaussian_kl(mu, log_std)
+
+    def continue_prob(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Probability that the episode goes on after (s, a)."""
+        return 1.0 - torch.sigmoid(self.done_head(torch.cat([s, a], -1)).squeeze(-1))

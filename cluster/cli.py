@@ -1,0 +1,112 @@
+"""`ami train | eval | report` (DESIGN.md). Config errors print one line on stderr and exit 2 before anything
+is started or written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cluster.config import ConfigError, build, load_yaml, parse_override
+
+EXIT_CONFIG = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage + message by default)
+        raise ConfigError(f"{self.prog}: {message}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="ami", description="JEPA world-model agent: train, evaluate, report.")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+    t = sub.add_parser("train", help="train an agent")
+    t.add_argument("--config", help="YAML config file")
+    t.add_argument("--env", dest="env_id")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--actors", type=int)
+    t.add_argument("--envs-per-actor", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--backend", choices=["inline", "ray"])
+    t.add_argument("--ray-address")
+    t.add_argument("--redis-url")
+    t.add_argument("--run-dir")
+    t.add_argument("--metrics-port", type=int)
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("overrides", nargs="*", metavar="key.path=value")
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
+    e.add_argument("target", metavar="RUN_DIR|CHECKPOINT")
+    e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--video", action="store_true", help="save a GIF of the first episode")
+    r = sub.add_parser("report", help="draw learning curves to PNG")
+    r.add_argument("run_dir")
+    return p
+
+
+def _train(a: argparse.Namespace) -> int:
+    from cluster.envinfo import inspect_env
+    from cluster.rundir import RunDir, default_path
+
+    layers: list[dict] = []
+    if a.resume:
+        rd = RunDir(Path(a.resume))
+        if not (rd.path / "config.yaml").exists():
+            raise ConfigError(f"--resume {a.resume}: no config.yaml there")
+        saved = rd.read_config()
+        saved.pop("agent", None)  # the agent section is re-derived, then the saved overrides re-applied
+        layers.append(saved)
+    if a.config:
+        layers.append(load_yaml(a.config))
+    flags = {k: v for k, v in {"env_id": a.env_id, "steps": a.steps, "actors": a.actors,
+                                "envs_per_actor": a.envs_per_actor, "seed": a.seed, "backend": a.backend,
+                                "run_dir": a.run_dir}.items() if v is not None}
+    if flags:
+        layers.append({"run": flags})
+    for o in a.overrides:
+        layers.append(parse_override(o))
+    cfg = build(layers)
+    info = inspect_env(cfg.run.env_id)
+    if a.resume:
+        run = RunDir(Path(a.resume))
+    else:
+        run = RunDir(Path(cfg.run.run_dir) if cfg.run.run_dir else default_path(cfg.run.env_id))
+        if (run.path / "summary.json").exists() or run.latest_checkpoint.exists():
+            raise ConfigError(f"run directory {run.path} already holds a run; use --resume {run.path}")
+    if cfg.run.backend == "ray":
+        raise ConfigError("the ray backend is not available yet; use --backend inline")
+    from cluster.inline import train_inline
+
+    summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress)
+    print(json.dumps({"run_dir": str(run.path), **summary}))
+    return 0
+
+
+def _eval(a: argparse.Namespace) -> int:
+    from cluster.evaluate import evaluate_target
+
+    print(json.dumps(evaluate_target(Path(a.target), a.episodes, a.seed, a.video)))
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    from cluster.report import draw_report
+
+    for p in draw_report(Path(a.run_dir)):
+        print(p)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        a = _parser().parse_args(argv)
+        return {"train": _train, "eval": _eval, "report": _report}[a.cmd](a)
+    except ConfigError as e:
+        print(f"ami: error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Run configuration: frozen dataclasses <- YAML <- CLI flags <- `key.path=value` overrides, validated.
+
+Unknown keys and values of the wrong type raise ConfigError (the CLI turns it into one line and exit 2).
+The agent's section starts from the configurator's choice for the env and is then overridden, so a user only
+names what they want different.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actors.runner import RunnerConfig
+from learner.learner import LearnerConfig
+
+
+class ConfigError(ValueError):
+    """A configuration the run cannot start with; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run, for how long, where, and how often to report."""
+
+    env_id: str = "Pendulum-v1"
+    """Gymnasium id of the env."""
+    steps: int = 20000
+    """Total env steps to collect."""
+    seed: int = 0
+    """Seed of torch, numpy, envs and replay sampling."""
+    backend: str = "inline"
+    """'inline': actor and learner alternate in this process; 'ray': distributed actors and learner."""
+    actors: int = 1
+    """Actor processes (Ray backend)."""
+    envs_per_actor: int = 1
+    """Envs each actor steps together."""
+    run_dir: str = ""
+    """Run directory; empty means runs/<env>-<utc timestamp>/."""
+    eval_every: int = 5000
+    """Env steps between evaluations."""
+    eval_episodes: int = 10
+    """Greedy episodes per evaluation."""
+    log_every: int = 1000
+    """Env steps between metrics.jsonl lines."""
+    replay_capacity: int = 1_000_000
+    """Replay capacity in transitions."""
+    plan_evals: int = 1152
+    """Planner budget in world-model evaluations per decision (0: mode-1 policy only)."""
+    device: str = "cpu"
+    """Learner device ('cpu', 'cuda', 'cuda:0', ...)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The whole run. `agent` is filled by the configurator, then overridden by the user's `agent.*` keys."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    """The run."""
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    """Episode runner (segment length)."""
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    """Learner."""
+    agent: dict = field(default_factory=dict)
+    """Overrides of the configurator's AgentConfig, as a nested mapping (resolved in `resolve_agent`)."""
+
+
+def _coerce(value: Any, like: Any, path: str) -> Any:
+    """Convert a YAML/CLI value to the type of the field's default, or raise ConfigError."""
+    try:
+        if isinstance(like, bool):
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if isinstance(like, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if isinstance(like, float):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(like, str):
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config key {path!r}: expected {type(like).__name__}, got {value!r}") from None
+    return value
+
+
+def apply(obj: Any, updates: dict, prefix: str = "") -> Any:
+    """A copy of the frozen dataclass `obj` with `updates` (nested mapping) applied; unknown keys rejected."""
+    if not isinstance(updates, dict):
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {updates!r}")
+    names = {f.name for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in updates.items():
+        path = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {path!r}")
+        cur = getattr(obj, key)
+        if dataclasses.is_dataclass(cur):
+            changes[key] = apply(cur, value, path + ".")
+        elif isinstance(cur, dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config section {path!r} must be a mapping")
+            changes[key] = _merge(cur, value)
+        else:
+            changes[key] = _coerce(value, cur, path)
+    return dataclasses.replace(obj, **changes)
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+def parse_override(text: str) -> dict:
+    """'a.b.c=value' -> {'a': {'b': {'c': value}}} with value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key.path=value")
+    key, raw = text.split("=", 1)
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a YAML config file (a mapping), or raise ConfigError with one line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    return data
+
+
+def build(layers: list[dict]) -> TrainConfig:
+    """Apply each layer (YAML, then flags, then overrides) on top of the defaults."""
+    cfg = TrainConfig()
+    for layer in layers:
+        cfg = apply(cfg, layer)
+    r = cfg.run
+    if r.backend not in ("inline", "ray"):
+        raise ConfigError(f"run.backend must be 'inline' or 'ray', got {r.backend!r}")
+    for name in ("steps", "actors", "envs_per_actor", "eval_episodes", "log_every", "eval_every",
+                 "replay_capacity"):
+        if getattr(r, name) <= 0:
+            raise ConfigError(f"run.{name} must be positive")
+    if cfg.learner.window < 1 or cfg.learner.batch_size < 1 or cfg.learner.snapshot_every < 1:
+        raise ConfigError("learner.window, learner.batch_size and learner.snapshot_every must be positive")
+    return cfg
+
+
+def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None, task: str = "reward"):
+    """The configurator's AgentConfig for these spaces with the user's agent.* overrides applied."""
+    from agent.configurator import ComputeBudget, configure
+
+    budget = ComputeBudget(plan_evals=cfg.run.plan_evals, episode_steps=episode_steps or 1000, device=cfg.run.device)
+    base = configure(obs_space, action_space, task, budget)
+    return apply(base, cfg.agent, "agent.")
+
+
+def to_dict(cfg: TrainConfig, agent_cfg=None) -> dict:
+    """The fully resolved config (what config.yaml records)."""
+    out = dataclasses.asdict(cfg)
+    if agent_cfg is not None:
+        out["agent"] = dataclasses.asdict(agent_cfg)
+    return out

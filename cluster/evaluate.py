@@ -1,0 +1,67 @@
+"""`ami eval`: rebuild the agent from a run's config.yaml and checkpoint, play greedy episodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from actors.runner import evaluate
+from agent.agent import Agent
+from agent.config import AgentConfig
+from cluster.config import ConfigError, apply
+from cluster.envinfo import inspect_env
+from cluster.rundir import RunDir
+from learner.learner import load_checkpoint_state
+
+
+def load_agent(target: Path) -> tuple[Agent, dict]:
+    """Agent with the weights of RUN_DIR/checkpoints/latest.pt (or of a checkpoint file inside a run dir)."""
+    if target.is_dir():
+        run, ckpt = RunDir(target), RunDir(target).latest_checkpoint
+    else:
+        run, ckpt = RunDir(target.parent.parent), target
+    if not ckpt.exists() or not (run.path / "config.yaml").exists():
+        raise ConfigError(f"{target}: no checkpoint with a config.yaml beside it")
+    cfg = run.read_config()
+    info = inspect_env(cfg["run"]["env_id"])
+    agent_cfg = apply(AgentConfig(), cfg["agent"], "agent.")
+    agent = Agent(info.observation_space, info.action_space, agent_cfg)
+    agent.load_state_dict(load_checkpoint_state(ckpt)["agent"])
+    return agent, cfg
+
+
+def evaluate_target(target: Path, episodes: int, seed: int, video: bool = False) -> dict:
+    agent, cfg = load_agent(target)
+    env_id = cfg["run"]["env_id"]
+    out = {"env_id": env_id, "episodes": episodes, **evaluate(env_id, agent, episodes, seed)}
+    if video:
+        out["video"] = str(record_gif(env_id, agent, Path(target if target.is_dir() else target.parent), seed))
+    return out
+
+
+def record_gif(env_id: str, agent: Agent, out_dir: Path, seed: int) -> Path:
+    """One greedy episode rendered to rgb frames and saved as a GIF with matplotlib's Pillow writer."""
+    import gymnasium as gym
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.animation as animation
+    import matplotlib.pyplot as plt
+
+    from agent.short_term import ShortTermMemory
+
+    env = gym.make(env_id, render_mode="rgb_array")
+    obs, _ = env.reset(seed=seed)
+    stm, frames, done = ShortTermMemory(1), [env.render()], False
+    while not done:
+        action = agent.act(obs[None], stm, explore=False)[0]
+        obs, _, term, trunc, _ = env.step(action)
+        frames.append(env.render())
+        done = term or trunc
+    env.close()
+    fig = plt.figure(figsize=(frames[0].shape[1] / 100, frames[0].shape[0] / 100), dpi=100)
+    im = plt.figimage(frames[0])
+    anim = animation.FuncAnimation(fig, lambda f: im.set_data(f) or [im], frames=frames[::2], blit=True)
+    path = out_dir / "eval.gif"
+    anim.save(path, writer=animation.PillowWriter(fps=25))
+    plt.close(fig)
+    return path

@@ -1,0 +1,110 @@
+"""The learner role: replay -> batches -> agent updates -> versioned snapshots and atomic checkpoints.
+
+Pure: no Ray, no Redis. The inline trainer calls it directly; the Ray learner actor (#4) wraps the same class.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agent.agent import Agent
+from memory.core import Batch, ReplayMemory
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """How much and how often the learner trains and publishes."""
+
+    batch_size: int = 256
+    """Windows per update."""
+    window: int = 3
+    """Steps per window: the world model's multi-step prediction horizon."""
+    updates_per_step: float = 1.0
+    """Updates per env step collected (the replay ratio)."""
+    warmup_steps: int = 1000
+    """Env steps of random play before the first update."""
+    snapshot_every: int = 50
+    """Publish weights every this many updates."""
+    checkpoint_every: int = 5000
+    """Write a checkpoint every this many updates (0: only at the end)."""
+
+
+def batch_to_dict(batch: Batch) -> dict[str, np.ndarray]:
+    """The agent's update input: the sampled columns plus mask and importance weights."""
+    return {**batch.data, "mask": batch.mask, "weights": batch.weights}
+
+
+class Learner:
+    """Trains one agent from one replay; counts updates and weights versions."""
+
+    def __init__(self, agent: Agent, replay: ReplayMemory, cfg: LearnerConfig):
+        self.agent, self.replay, self.cfg = agent, replay, cfg
+        self.updates = 0
+        self.version = 0
+        self._sums: dict[str, float] = {}
+        self._n = 0
+        self._t_busy = 0.0
+
+    def due(self, env_steps: int) -> int:
+        """Updates owed at this many env steps under the replay ratio."""
+        if env_steps < self.cfg.warmup_steps:
+            return 0
+        return max(int((env_steps - self.cfg.warmup_steps + 1) * self.cfg.updates_per_step) - self.updates, 0)
+
+    def train(self, n: int) -> bool:
+        """Run n updates; True when a new snapshot version became due."""
+        published = False
+        t0 = time.perf_counter()
+        for _ in range(n):
+            batch = self.replay.sample(self.cfg.batch_size, self.cfg.window)
+            m = self.agent.update(batch_to_dict(batch))
+            prios = self.agent.updater.last_priorities
+            if batch.keys and prios is not None:
+                self.replay.update_priorities(batch.keys, prios)
+            for k, v in m.items():
+                self._sums[k] = self._sums.get(k, 0.0) + v
+            self._n += 1
+            self.updates += 1
+            if self.updates % self.cfg.snapshot_every == 0:
+                self.version += 1
+                published = True
+        self._t_busy += time.perf_counter() - t0
+        return published
+
+    def drain_metrics(self) -> dict[str, float]:
+        """Means of the update metrics since the last drain."""
+        out = {k: v / self._n for k, v in self._sums.items()} if self._n else {}
+        self._sums, self._n = {}, 0
+        return out
+
+    # ----- checkpoints --------------------------------------------------------------------------------------
+    def save_checkpoint(self, directory: Path, extra: dict | None = None) -> Path:
+        """Write model, optimisers, targets and counters atomically (temp file, then rename)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {"agent": self.agent.state_dict(), "updater": self.agent.updater.state_dict(),
+                 "counters": {"updates": self.updates, "version": self.version, **(extra or {})}}
+        path = directory / "latest.pt"
+        tmp = directory / f".latest.pt.{os.getpid()}.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_checkpoint(self, path: Path) -> dict:
+        """Restore from a checkpoint; returns its counters. Never unpickles (weights_only)."""
+        state = load_checkpoint_state(path, self.agent.device)
+        self.agent.load_state_dict(state["agent"])
+        self.agent.updater.load_state_dict(state["updater"])
+        counters = state["counters"]
+        self.updates, self.version = int(counters["updates"]), int(counters["version"])
+        return counters
+
+
+def load_checkpoint_state(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's tensors and counters, loaded with weights_only=True (no arbitrary code)."""
+    return torch.load(Path(path), map_location=device, weights_only=True)
