@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 
@@ -53,31 +55,49 @@ def window_reference():
     return expected_window
 
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "redis", "redis_lru"]
 
 
 @pytest.fixture(params=BACKENDS)
 def make_replay(request):
     """make(capacity, seed=None, share_with=None, **ReplayConfig fields) -> a replay of the parametrized backend.
 
-    share_with=other returns a second handle on the same stored data (for Redis a separate client, for
-    LocalReplay the same object, reconfigured).
+    share_with=other returns a second handle on the same stored data (for Redis a separate client on the same
+    namespace, for LocalReplay the same object with the new sampling settings).
     """
     from memory.config import ReplayConfig
     from memory.local import LocalReplay
+    from memory.redis_replay import RedisReplay
 
     made = []
+    backend = "local" if request.param == "local" else "redis"
+    urls = (request.getfixturevalue("redis_server").url,) if backend == "redis" else ()
+    extra = {"sample_cache_bytes": 0} if request.param == "redis_lru" else {}  # fetch per batch, no mirror
+    namespace = f"test:{uuid.uuid4().hex[:12]}"
 
     def make(capacity, seed=None, share_with=None, **kw):
-        cfg = ReplayConfig(backend=request.param, capacity_transitions=capacity, seed=seed, **kw)
-        if share_with is not None:
+        cfg = ReplayConfig(backend=backend, capacity_transitions=capacity, seed=seed, urls=urls,
+                           namespace=namespace, **{**extra, **kw})
+        if share_with is not None and backend == "local":
             share_with._limiter = cfg.rate_limiter()
             share_with._rng = np.random.default_rng(seed)
             return share_with
-        rep = LocalReplay.from_config(cfg)
+        rep = LocalReplay.from_config(cfg) if backend == "local" else RedisReplay(cfg)
         made.append(rep)
         return rep
 
     yield make
     for rep in made:
         rep.close()
+    if urls:
+        delete_namespace(urls[0], namespace)
+
+
+def delete_namespace(url: str, namespace: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -1,0 +1,165 @@
+"""The writing half of RedisReplay: a bounded buffer, round-robin over shards, retry with backoff, drop counting.
+
+Accounting invariant (per writer): added = written + dropped + buffered, in transitions. A batch that failed with
+a connection error is retried verbatim under the same (writer id, sequence number), and the write script skips
+a batch it has already applied, so a reply lost in a crash never duplicates data. Only segments that were never
+sent are dropped (oldest first) when the buffer exceeds its bound; each one is counted.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+import uuid
+
+import numpy as np
+
+from memory.codec import encode_segment
+from memory.core import Segment
+from memory.redis_shard import Shard, is_retryable
+from memory.windows import schema_of
+
+log = logging.getLogger("ami.memory")
+
+
+class _Link:
+    """Writer state for one shard: the batch in flight (retried verbatim) and the backoff clock."""
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        self.seq = 0
+        self.inflight: list[tuple[int, int, bytes]] | None = None
+        self.retry_at = 0.0
+        self.failures = 0
+
+
+class Writer:
+    def __init__(self, shards: list[Shard], config, seed: int | None = None) -> None:
+        self.cfg = config
+        self.links = [_Link(s) for s in shards]
+        self.writer_id = uuid.uuid4().hex
+        self.epoch = uuid.uuid4().hex
+        self.pending: collections.deque[tuple[int, int, bytes]] = collections.deque()
+        self.pending_transitions = 0
+        self._rr = int(np.random.default_rng(seed).integers(len(shards)))
+        self._schema = None
+        self.c = dict(added_transitions=0, written_transitions=0, written_segments=0, dropped_transitions=0,
+                      dropped_segments=0, write_retries=0, write_errors=0)
+
+    # ------------------------------------------------------------------ public
+    def add(self, segment: Segment) -> None:
+        segment.validate()
+        n = len(segment)
+        cap = min(link.shard.capacity for link in self.links)
+        if n > cap:
+            raise ValueError(f"segment of {n} steps exceeds the per-shard capacity {cap}")
+        schema = schema_of(segment.data)
+        if self._schema is None:
+            self._schema = schema
+        elif schema != self._schema:
+            raise ValueError(f"segment columns {schema} differ from this writer's {self._schema}")
+        blob = encode_segment(segment)
+        self.pending.append((n, int(segment.meta.policy_version), blob))
+        self.pending_transitions += n
+        self.c["added_transitions"] += n
+        if len(self.pending) >= self.cfg.write_flush_segments:
+            self.pump()
+        self._enforce_bound()
+
+    def buffered_transitions(self) -> int:
+        inflight = sum(r[0] for link in self.links if link.inflight for r in link.inflight)
+        return self.pending_transitions + inflight
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Send everything buffered, retrying with backoff; True when nothing is left unsent."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            self.pump()
+            if not self.pending and not any(link.inflight for link in self.links):
+                return True
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            wake = min((link.retry_at for link in self.links if link.retry_at > now), default=now)
+            nap = max(wake - now, 0.0005)
+            time.sleep(nap if deadline is None else min(nap, max(deadline - now, 0.0)))
+
+    def drop_all(self) -> None:
+        """Give up on everything unsent (counted as dropped)."""
+        for link in self.links:
+            if link.inflight:
+                self._count_drop(link.inflight)
+                link.inflight = None
+        self._count_drop(list(self.pending))
+        self.pending.clear()
+        self.pending_transitions = 0
+
+    # ------------------------------------------------------------------ internals
+    def _count_drop(self, records) -> None:
+        self.c["dropped_transitions"] += sum(r[0] for r in records)
+        self.c["dropped_segments"] += len(records)
+
+    def _enforce_bound(self) -> None:
+        bound = self.cfg.write_buffer_transitions
+        dropped = []
+        while self.pending and self.pending_transitions > bound:
+            rec = self.pending.popleft()
+            self.pending_transitions -= rec[0]
+            dropped.append(rec)
+        if dropped:
+            self._count_drop(dropped)
+            log.warning("replay writer buffer full: dropped %d transitions (total %d)",
+                        sum(r[0] for r in dropped), self.c["dropped_transitions"])
+
+    def _take_chunk(self) -> list[tuple[int, int, bytes]]:
+        chunk, size = [], 0
+        while self.pending and (not chunk or size + len(self.pending[0][2]) <= self.cfg.write_batch_bytes):
+            rec = self.pending.popleft()
+            self.pending_transitions -= rec[0]
+            chunk.append(rec)
+            size += len(rec[2])
+        return chunk
+
+    def pump(self) -> None:
+        """Retry due in-flight batches, then hand pending segments to healthy shards in turn (no waiting)."""
+        for link in self.links:
+            if link.inflight and time.monotonic() >= link.retry_at:
+                self._send(link)
+        k = len(self.links)
+        idle = 0
+        while self.pending and idle < k:
+            link = self.links[self._rr % k]
+            self._rr += 1
+            if link.inflight or time.monotonic() < link.retry_at:
+                idle += 1
+                continue
+            idle = 0
+            link.inflight = self._take_chunk()
+            link.seq += 1
+            self._send(link)
+
+    def _send(self, link: _Link) -> None:
+        try:
+            link.shard.write(self.writer_id, link.seq, self.epoch, link.inflight)
+        except Exception as e:
+            if not is_retryable(e):  # e.g. a script error: retrying cannot help, so the batch is dropped
+                self.c["write_errors"] += 1
+                self._count_drop(link.inflight)
+                link.inflight = None
+                raise
+            link.failures += 1
+            self.c["write_retries"] += 1
+            delay = min(self.cfg.retry_backoff_max_s, self.cfg.retry_backoff_s * 2 ** (link.failures - 1))
+            link.retry_at = time.monotonic() + delay
+            if link.failures == 1:
+                log.warning("replay shard %s unreachable (%s); buffering and retrying", link.shard.label,
+                            type(e).__name__)
+            return
+        if link.failures:
+            log.info("replay shard %s reachable again after %d retries", link.shard.label, link.failures)
+        self.c["written_transitions"] += sum(r[0] for r in link.inflight)
+        self.c["written_segments"] += len(link.inflight)
+        link.inflight = None
+        link.failures = 0
+        link.retry_at = 0.0

@@ -1,0 +1,24 @@
+"""Shared test fixtures (keep small): a private redis-server for the whole session."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A private redis-server on a free loopback port (no persistence), stopped at the end of the session.
+
+    Yields a memory.embedded.EmbeddedRedis; use `.url`. Tests sharing it must use their own key namespace.
+    """
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed (apt-get install -y redis-server)")
+    from memory.config import EmbeddedRedisConfig
+    from memory.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=False))
+    server.start()
+    yield server
+    server.stop()
