@@ -44,6 +44,7 @@ class ShardReader:
         self.cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
         self.cache_used = 0
         self.bad: set[int] = set()
+        self.foreign: set[bytes] = set()  # index members that are not ours (counted once, never sampled)
         self.size = self.inserted = self.sampled = 0
         self.pending_sampled = 0
         self.max_priority = 1.0
@@ -59,6 +60,7 @@ class ShardReader:
         self.cache.clear()
         self.cache_used = 0
         self.bad.clear()
+        self.foreign.clear()
 
     def sync(self) -> None:
         """One MULTI/EXEC round trip: counters + index entries added since the last sync."""
@@ -89,20 +91,21 @@ class ShardReader:
             for sid in dropped.tolist():
                 self._uncache(sid)
                 self.bad.discard(sid)
-        self._append(members, full)
+        self._append(members, full, tail)
 
-    def _append(self, members, full: bool) -> None:
+    def _append(self, members, full: bool, server_tail: int) -> None:
         ids, starts, lens, vers = [], [], [], []
         tail = self.index.tail
         for m, score in members:
             try:
                 sid, n, ver = (int(x) for x in m.split(b":"))
                 start = int(score)
+                if n <= 0 or start < tail or sid < 0 or start + n > server_tail:
+                    raise ValueError
             except ValueError:
-                self.c["corrupt_skipped"] += 1  # a foreign index entry: never sampled
-                continue
-            if n <= 0 or start < tail or sid < 0:
-                self.c["corrupt_skipped"] += 1
+                if m not in self.foreign and len(self.foreign) < 100_000:
+                    self.foreign.add(m)
+                    self.c["corrupt_skipped"] += 1
                 continue
             ids.append(sid), starts.append(start), lens.append(n), vers.append(ver)
             tail = start + n
