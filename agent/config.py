@@ -31,8 +31,11 @@ class WorldModelConfig:
     """Dimension of the latent variable z; 0 disables it."""
     z_kl_weight: float = 0.1
     """Weight of KL(q(z|s,a,s') || N(0,I)): the information limit on z."""
-    target_ema: float = 0.0
-    """0: targets come from the online encoder under stop-gradient; >0: an EMA copy with this rate."""
+    target: str = "sg"
+    """Prediction targets: 'sg' online encoder under stop-gradient; 'ema' an EMA copy; 'grad' no stop-gradient
+    (PLDM-style: the VICReg terms alone prevent collapse)."""
+    target_ema: float = 0.01
+    """EMA rate of the target encoder (target='ema' only)."""
     rho: float = 0.5
     """Temporal discount of the multi-step prediction loss (step j weighs rho**j)."""
     var_weight: float = 1.0
@@ -72,7 +75,7 @@ class PlannerConfig:
     """Mode-2 planning in latent space, and the mode-1 policy that amortises it."""
 
     kind: str = "mppi"
-    """'mppi' (sampling), 'grad' (gradient descent on actions), 'mppi+grad' (refine), 'policy' (mode-1 only)."""
+    """'mppi' or 'cem' (sampling), 'grad' (descent on actions), 'mppi+grad' (refine), 'policy' (mode-1 only)."""
     horizon: int = 3
     """Planning horizon H in steps."""
     samples: int = 256

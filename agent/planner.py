@@ -134,7 +134,10 @@ class Planner:
             elite_cost, idx = torch.topk(-cost, min(c.elites, cand.shape[1]), dim=1)
             elite_cost = -elite_cost
             elites = torch.gather(cand, 1, idx[..., None, None].expand(-1, -1, *cand.shape[2:]))
-            w = _weights(elite_cost, c.temperature)[..., None, None]
+            if c.kind == "cem":  # classic CEM: elites weigh equally
+                w = torch.full_like(elite_cost, 1.0 / elite_cost.shape[1])[..., None, None]
+            else:  # MPPI: exponential weights of the normalised cost
+                w = _weights(elite_cost, c.temperature)[..., None, None]
             mean = (w * elites).sum(1)
             std = ((w * (elites - mean[:, None]).pow(2)).sum(1).sqrt()).clamp(c.min_std, c.max_std)
         # the weighted mean, not one elite: smoother control and exact in the LQR limit

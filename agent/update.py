@@ -80,8 +80,10 @@ class Updater:
         zs = torch.stack(states, 1)  # latent at which action j is taken, [B, W, D]
         pred_loss = masked_mean(torch.stack(pred_err, 1), mw) * w
         z_loss = masked_mean(torch.stack(klz, 1), mw) * w if klz else torch.zeros((), device=dev)
-        var_loss = variance_hinge(s0)
-        cov_loss = covariance_penalty(s0)
+        # anti-collapse on every embedding that carries gradients
+        emb = s0 if wmc.target != "grad" else torch.cat([s0, target.reshape(b * w, -1)])
+        var_loss = variance_hinge(emb)
+        cov_loss = covariance_penalty(emb)
 
         cost_pred = ag.cost.task_symlog(zs, act)
         cost_loss = masked_mean((cost_pred - symlog(env_cost)).pow(2), mw) * w
@@ -89,7 +91,7 @@ class Updater:
         done_loss = masked_mean(F.binary_cross_entropy_with_logits(done_logit, term, reduction="none"), mw) * w
 
         with torch.no_grad():
-            nxt = target.reshape(b * w, -1)
+            nxt = target.detach().reshape(b * w, -1)
             v_next = self._target_value(nxt).view(b, w)
             y = ag.cost.observed(env_cost, act) + cc.gamma * (1 - term) * v_next
         q = ag.critic.symlog_q(zs, act)  # [E, B, W]

@@ -1,8 +1,9 @@
 """The JEPA world model: encoder, target encoder, action-conditioned predictor, latent variable z.
 
 Targets: by default the online encoder under stop-gradient (as TD-MPC2): VICReg's variance/covariance terms
-already prevent collapse, so an EMA copy only adds lag and memory; `target_ema > 0` switches to an EMA copy
-(BYOL/I-JEPA style) for image encoders where the slower target helps.
+already prevent collapse, so an EMA copy only adds lag and memory; target='ema' switches to an EMA copy
+(BYOL/I-JEPA style) for image encoders where the slower target helps, and target='grad' lets gradients into
+the target branch too (PLDM-style), where the anti-collapse terms carry all the weight.
 
 z: a Gaussian posterior q(z | s, a, s') in training, kept low-information by a KL to the fixed prior N(0, I);
 planning draws z from the prior, so different draws give different plausible futures.
@@ -33,7 +34,9 @@ class WorldModel(nn.Module):
         d, a, zd = cfg.latent_dim, action.dim, cfg.z_dim
         self.encoder = make_encoder(obs_space, enc, d)
         self.target_encoder: nn.Module | None = None
-        if cfg.target_ema > 0:
+        if cfg.target not in ("sg", "ema", "grad"):
+            raise ValueError(f"world_model.target must be 'sg', 'ema' or 'grad', got {cfg.target!r}")
+        if cfg.target == "ema":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = mlp(d + a + zd, cfg.hidden, d)
         self.posterior = mlp(2 * d + a, cfg.hidden, 2 * zd, layers=1) if zd > 0 else None
@@ -46,10 +49,13 @@ class WorldModel(nn.Module):
     def encode(self, obs) -> torch.Tensor:
         return self.encoder(obs)
 
-    @torch.no_grad()
     def encode_target(self, obs) -> torch.Tensor:
+        """Prediction targets; carries gradients only with target='grad'."""
+        if self.cfg.target == "grad":
+            return self.encoder(obs)
         enc = self.target_encoder if self.target_encoder is not None else self.encoder
-        return enc(obs)
+        with torch.no_grad():
+            return enc(obs)
 
     def update_target(self) -> None:
         if self.target_encoder is not None:

@@ -1,0 +1,43 @@
+"""Small builders shared by the agent tests: tiny agents and replay filled with random play."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import torch
+
+from actors.runner import EpisodeRunner, RunnerConfig
+from agent.agent import Agent
+from agent.configurator import ComputeBudget, configure
+from envs import register_envs
+from memory.local import LocalReplay
+
+
+def tiny_agent(env_id: str, seed: int = 0, cost: dict | None = None, optim: dict | None = None,
+               **wm_overrides) -> Agent:
+    """A narrow agent (fast on CPU) with the configurator's choices otherwise."""
+    register_envs()
+    torch.manual_seed(seed)
+    env = gym.make(env_id)
+    cfg = configure(env.observation_space, env.action_space, budget=ComputeBudget(plan_evals=256))
+    wm = dataclasses.replace(cfg.world_model, hidden=64, latent_dim=16, **wm_overrides)
+    cfg = dataclasses.replace(cfg, world_model=wm, encoder=dataclasses.replace(cfg.encoder, hidden=64),
+                              cost=dataclasses.replace(cfg.cost, **(cost or {})),
+                              optim=dataclasses.replace(cfg.optim, **(optim or {})))
+    return Agent(env.observation_space, env.action_space, cfg)
+
+
+def random_replay(env_id: str, agent: Agent, steps: int, seed: int = 0) -> LocalReplay:
+    """A replay holding `steps` transitions of uniformly random play."""
+    replay = LocalReplay(steps + 1000, seed=seed)
+    runner = EpisodeRunner(env_id, agent, RunnerConfig(num_envs=4, seed=seed), replay.add)
+    runner.step(steps // 4, random=True)
+    runner.flush_all()
+    runner.close()
+    return replay
+
+
+def batch_dict(replay: LocalReplay, batch_size: int, window: int) -> dict:
+    b = replay.sample(batch_size, window)
+    return {**b.data, "mask": b.mask, "weights": b.weights}
