@@ -84,6 +84,8 @@ class ReplayConfig:
     """A writer sends its buffer once it holds this many segments (1 = every add is sent at once)."""
     write_batch_bytes: int = 8 << 20
     """Most encoded bytes sent to one shard in one scripted call."""
+    write_pipeline_depth: int = 2
+    """Write batches a writer may have sent per shard before it waits for the oldest reply."""
     write_buffer_transitions: int = 1_000_000
     """Bound of the writer's unsent buffer while Redis is unreachable; older segments past it are dropped
     (and counted in stats()["dropped_transitions"])."""

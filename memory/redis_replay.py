@@ -97,6 +97,7 @@ class RedisReplay:
     def sample(self, batch_size: int, window: int) -> Batch:
         if batch_size <= 0 or window <= 0:
             raise ValueError("batch_size and window must be positive")
+        self._writer.settle()
         if self._limiter is not None:
             self._limiter.wait(batch_size, self._sync)
         elif self._sync().size == 0:
@@ -190,6 +191,7 @@ class RedisReplay:
     # ------------------------------------------------------------------ info
     def size(self) -> int:
         """Transitions stored in Redis now (all shards; excludes this writer's unsent buffer)."""
+        self._writer.settle()
         pipe_vals = []
         for s in self.shards:
             head, tail = s.client.hmget(s.k_ctr, ("head", "tail"))
@@ -197,24 +199,30 @@ class RedisReplay:
         return sum(pipe_vals)
 
     def stats(self) -> dict[str, float]:
+        self._writer.settle()
         out: dict[str, float] = {}
         fields = ("inserted_transitions", "inserted_segments", "evicted_transitions", "evicted_segments",
                   "sampled_windows", "corrupt_index")
-        size = segments = 0
+        size = segments = reachable = 0
         for r in self._readers:
             s = r.shard
-            pipe = s.client.pipeline(transaction=True)
-            if r.pending_sampled:
-                pipe.hincrby(s.k_ctr, "sampled_windows", r.pending_sampled)
-            pipe.hmget(s.k_ctr, ("head", "tail", *fields))
-            pipe.zcard(s.k_idx)
-            res = pipe.execute()
+            try:
+                pipe = s.client.pipeline(transaction=True)
+                if r.pending_sampled:
+                    pipe.hincrby(s.k_ctr, "sampled_windows", r.pending_sampled)
+                pipe.hmget(s.k_ctr, ("head", "tail", *fields))
+                pipe.zcard(s.k_idx)
+                res = pipe.execute()
+            except redis.exceptions.RedisError:
+                continue  # unreachable shard: its server-side counters are left out, shards_reachable says so
+            reachable += 1
             r.pending_sampled = 0
             vals = [int(v or 0) for v in res[-2]]
             size += max(0, vals[1] - vals[0])
             segments += int(res[-1])
             for f, v in zip(fields, vals[2:], strict=True):
                 out[f] = out.get(f, 0.0) + v
+        out["shards_reachable"] = float(reachable)
         out["size_transitions"], out["size_segments"] = float(size), float(segments)
         out["capacity_transitions"] = float(self.capacity)
         out["shards"] = float(len(self.shards))

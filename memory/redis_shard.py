@@ -6,11 +6,16 @@ Keys under namespace NS (per shard):
     NS:prio:<id>  optional little-endian float32 priority per row (0 = never set)
     NS:ctr        hash of counters: head, tail, next_id, inserted_*, evicted_*, sampled_windows, epoch, ...
     NS:writers    hash writer id -> last applied batch sequence number (makes retried writes idempotent)
-Every write runs as one script, so a segment, its index entry, the counters and the eviction of the oldest
-segments (value, priorities and index entry together) change atomically.
+    NS:tmp:<writer>:<i>  staging names, only ever alive inside one MULTI/EXEC
+A write is one MULTI/EXEC: the encoded values are SET under staging names (so Redis stores the bytes straight
+from the socket, with no copy through Lua) and one script then RENAMEs them to their ids (O(1)), adds the index
+entries, updates the counters and evicts the oldest segments (value, priorities and index entry together).
+The whole transaction is atomic and lands in the AOF as one unit.
 """
 
 from __future__ import annotations
+
+import collections
 
 import redis
 from redis.backoff import NoBackoff
@@ -19,21 +24,27 @@ from redis.retry import Retry
 from memory.config import redact_url
 
 WRITE_LUA = r"""
-local cap = tonumber(ARGV[3])
-local seq = tonumber(ARGV[5])
-local last = tonumber(redis.call('HGET', KEYS[3], ARGV[4]) or '-1')
-if seq <= last then return {0, 0, 0} end
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[6])
+-- KEYS: ctr, idx, writers. ARGV: seg prefix, prio prefix, tmp prefix, capacity, writer id, seq, epoch,
+-- then (length, policy version) per record; record i was SET at <tmp prefix><i> in the same MULTI.
+local cap = tonumber(ARGV[4])
+local seq = tonumber(ARGV[6])
+local n = (#ARGV - 7) / 2
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '-1')
+if seq <= last then
+  for i = 0, n - 1 do redis.call('DEL', ARGV[3] .. i) end
+  return {0, 0, 0}
+end
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[7])
 local tail = tonumber(redis.call('HGET', KEYS[1], 'tail') or '0')
-local n_new, t_new = 0, 0
-for i = 7, #ARGV, 3 do
+local t_new = 0
+for i = 0, n - 1 do
+  local len, ver = ARGV[8 + 2 * i], ARGV[9 + 2 * i]
   local id = redis.call('HINCRBY', KEYS[1], 'next_id', 1)
-  redis.call('SET', ARGV[1] .. id, ARGV[i + 2])
-  redis.call('ZADD', KEYS[2], string.format('%d', tail), id .. ':' .. ARGV[i] .. ':' .. ARGV[i + 1])
-  tail = tail + tonumber(ARGV[i])
-  n_new = n_new + 1
-  t_new = t_new + tonumber(ARGV[i])
+  redis.call('RENAME', ARGV[3] .. i, ARGV[1] .. id)
+  redis.call('ZADD', KEYS[2], string.format('%d', tail), id .. ':' .. len .. ':' .. ver)
+  tail = tail + tonumber(len)
+  t_new = t_new + tonumber(len)
 end
 local ev_s, ev_t, bad, head = 0, 0, 0, tail
 while true do
@@ -47,21 +58,33 @@ while true do
     head = tonumber(first[2])
     if tail - head <= cap then break end
     redis.call('ZREM', KEYS[2], first[1])
-    redis.call('DEL', ARGV[1] .. id, ARGV[2] .. id)
+    redis.call('UNLINK', ARGV[1] .. id, ARGV[2] .. id)
     ev_s = ev_s + 1
     ev_t = ev_t + tonumber(len)
   end
 end
 redis.call('HSET', KEYS[1], 'tail', string.format('%d', tail), 'head', string.format('%d', head))
 redis.call('HINCRBY', KEYS[1], 'inserted_transitions', t_new)
-redis.call('HINCRBY', KEYS[1], 'inserted_segments', n_new)
+redis.call('HINCRBY', KEYS[1], 'inserted_segments', n)
 if ev_s > 0 then
   redis.call('HINCRBY', KEYS[1], 'evicted_segments', ev_s)
   redis.call('HINCRBY', KEYS[1], 'evicted_transitions', ev_t)
 end
 if bad > 0 then redis.call('HINCRBY', KEYS[1], 'corrupt_index', bad) end
-return {n_new, ev_s, ev_t}
+return {n, ev_s, ev_t}
 """
+
+WRITE_LUA_BYTES = WRITE_LUA.encode()
+
+
+def _resp(args: list) -> bytes:
+    """RESP array of bulk strings (bytes, str or int arguments)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(parts)
+
 
 PRIORITY_LUA = r"""
 for i = 4, #ARGV, 3 do
@@ -103,10 +126,11 @@ class Shard:
             raise ValueError(f"invalid redis url {self.label!r}") from None
         ns = namespace
         self.k_ctr, self.k_idx, self.k_writers = f"{ns}:ctr", f"{ns}:idx", f"{ns}:writers"
-        self.p_seg, self.p_prio = f"{ns}:seg:", f"{ns}:prio:"
+        self.p_seg, self.p_prio, self.p_tmp = f"{ns}:seg:", f"{ns}:prio:", f"{ns}:tmp:"
         self.namespace = ns
-        self._write = self.client.register_script(WRITE_LUA)
         self._prio = self.client.register_script(PRIORITY_LUA)
+        self._wconn = None  # connection holding outstanding pipelined writes
+        self._awaiting: collections.deque[int] = collections.deque()
 
     def __repr__(self) -> str:
         return f"Shard({self.label!r}, namespace={self.namespace!r})"
@@ -114,13 +138,68 @@ class Shard:
     def seg_key(self, seg_id: int) -> str:
         return f"{self.p_seg}{seg_id}"
 
-    def write(self, writer_id: str, seq: int, epoch: str, records: list[tuple[int, int, bytes]]) -> list[int]:
-        """Insert (length, policy_version, blob) records; returns [segments, evicted segs, evicted transitions]
-        (all zero when this (writer, seq) batch was already applied)."""
-        args: list = [self.p_seg, self.p_prio, self.capacity, writer_id, seq, epoch]
-        for length, version, blob in records:
-            args += [length, version, blob]
-        return self._write(keys=[self.k_ctr, self.k_idx, self.k_writers], args=args)
+    def send_write(self, writer_id: str, seq: int, epoch: str, records: list[tuple[int, int, bytes]]) -> None:
+        """Send one write transaction for (length, policy_version, blob) records without waiting for the reply
+        (read it with read_write; several may be outstanding on the writer's connection)."""
+        tmp = f"{self.p_tmp}{writer_id}:"
+        script = [b"EVAL", WRITE_LUA_BYTES, b"3", self.k_ctr, self.k_idx, self.k_writers, self.p_seg, self.p_prio,
+                  tmp, self.capacity, writer_id, seq, epoch]
+        # Hand-packed RESP for MULTI, n × SET, EVAL, EXEC: the values go out as they are (no copy, one sendall
+        # each) and the small parts are coalesced; redis-py's connection still handles connect/auth/TLS/parsing.
+        out: list = []
+        head = [b"*1\r\n$5\r\nMULTI\r\n"]
+        for i, (length, version, blob) in enumerate(records):
+            key = f"{tmp}{i}".encode()
+            head.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n" % (len(key), key, len(blob)))
+            out += [b"".join(head), blob]
+            head = [b"\r\n"]
+            script += [length, version]
+        head += [_resp(script), b"*1\r\n$4\r\nEXEC\r\n"]
+        out.append(b"".join(head))
+        if self._wconn is None:
+            self._wconn = self.client.connection_pool.get_connection()
+        try:
+            self._wconn.send_packed_command(out, check_health=False)
+        except BaseException:
+            self.abort_writes()
+            raise
+        self._awaiting.append(len(records) + 2)
+
+    def read_write(self) -> list[int]:
+        """Reply of the oldest outstanding write: [segments, evicted segments, evicted transitions] (all zero when
+        that (writer, seq) batch had been applied before). Any error drops the connection and every outstanding
+        write (the caller resends them; the script skips those already applied)."""
+        conn, n = self._wconn, self._awaiting.popleft()
+        try:
+            errors = []
+            for _ in range(n):  # +OK for MULTI, +QUEUED for every queued command
+                try:
+                    conn.read_response()
+                except redis.exceptions.ResponseError as e:
+                    errors.append(e)
+            result = conn.read_response()  # EXEC: list of replies (or EXECABORT)
+            if errors:
+                raise errors[0]
+            if isinstance(result[-1], Exception):
+                raise result[-1]
+        except BaseException:
+            self.abort_writes()
+            raise
+        if not self._awaiting:
+            self.client.connection_pool.release(conn)
+            self._wconn = None
+        return result[-1]
+
+    @property
+    def writes_outstanding(self) -> int:
+        return len(self._awaiting)
+
+    def abort_writes(self) -> None:
+        if self._wconn is not None:
+            self._wconn.disconnect()
+            self.client.connection_pool.release(self._wconn)
+        self._wconn = None
+        self._awaiting.clear()
 
     def set_priorities(self, triples: list[tuple[int, int, bytes]], max_priority: float) -> None:
         """(segment id, byte offset, float32 bytes) triples; segments evicted meanwhile are skipped."""
@@ -143,4 +222,5 @@ class Shard:
         return n
 
     def close(self) -> None:
+        self.abort_writes()
         self.client.close()
