@@ -16,6 +16,7 @@ The whole transaction is atomic and lands in the AOF as one unit.
 from __future__ import annotations
 
 import collections
+import hashlib
 
 import redis
 from redis.backoff import NoBackoff
@@ -37,31 +38,46 @@ end
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[7])
 local tail = tonumber(redis.call('HGET', KEYS[1], 'tail') or '0')
-local t_new = 0
+local first_id = redis.call('HINCRBY', KEYS[1], 'next_id', n) - n + 1
+local t_new, z = 0, {}
 for i = 0, n - 1 do
-  local len, ver = ARGV[8 + 2 * i], ARGV[9 + 2 * i]
-  local id = redis.call('HINCRBY', KEYS[1], 'next_id', 1)
+  local len, id = ARGV[8 + 2 * i], first_id + i
   redis.call('RENAME', ARGV[3] .. i, ARGV[1] .. id)
-  redis.call('ZADD', KEYS[2], string.format('%d', tail), id .. ':' .. len .. ':' .. ver)
+  z[#z + 1] = string.format('%d', tail)
+  z[#z + 1] = string.format('%d', id) .. ':' .. len .. ':' .. ARGV[9 + 2 * i]
   tail = tail + tonumber(len)
   t_new = t_new + tonumber(len)
-end
-local ev_s, ev_t, bad, head = 0, 0, 0, tail
-while true do
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if #first == 0 then head = tail; break end
-  local id, len = string.match(first[1], '^(%d+):(%d+):%-?%d+$')
-  if id == nil then
-    redis.call('ZREM', KEYS[2], first[1])
-    bad = bad + 1
-  else
-    head = tonumber(first[2])
-    if tail - head <= cap then break end
-    redis.call('ZREM', KEYS[2], first[1])
-    redis.call('UNLINK', ARGV[1] .. id, ARGV[2] .. id)
-    ev_s = ev_s + 1
-    ev_t = ev_t + tonumber(len)
+  if #z >= 1000 or i == n - 1 then
+    redis.call('ZADD', KEYS[2], unpack(z))
+    z = {}
   end
+end
+-- FIFO eviction: drop whole oldest segments (value, priorities, index entry) until tail - head <= capacity;
+-- index members that are not ours are removed on the way and counted
+local ev_s, ev_t, bad, head = 0, 0, 0, tail
+local want = math.min(n + 2, 256)
+while true do
+  local first = redis.call('ZRANGE', KEYS[2], 0, want - 1, 'WITHSCORES')
+  local drop, gone, keep = 0, {}, false
+  for j = 1, #first, 2 do
+    local id, len = string.match(first[j], '^(%d+):(%d+):%-?%d+$')
+    if id == nil then
+      bad = bad + 1
+    else
+      head = tonumber(first[j + 1])
+      if tail - head <= cap then keep = true; break end
+      gone[#gone + 1] = ARGV[1] .. id
+      gone[#gone + 1] = ARGV[2] .. id
+      ev_s = ev_s + 1
+      ev_t = ev_t + tonumber(len)
+    end
+    drop = drop + 1
+  end
+  if drop > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, drop - 1) end
+  if #gone > 0 then redis.call('UNLINK', unpack(gone)) end
+  if keep then break end
+  if #first < 2 * want then head = tail; break end
+  want = 256
 end
 redis.call('HSET', KEYS[1], 'tail', string.format('%d', tail), 'head', string.format('%d', head))
 redis.call('HINCRBY', KEYS[1], 'inserted_transitions', t_new)
@@ -74,7 +90,7 @@ if bad > 0 then redis.call('HINCRBY', KEYS[1], 'corrupt_index', bad) end
 return {n, ev_s, ev_t}
 """
 
-WRITE_LUA_BYTES = WRITE_LUA.encode()
+WRITE_LUA_SHA = hashlib.sha1(WRITE_LUA.encode()).hexdigest().encode()
 
 
 def _resp(args: list) -> bytes:
@@ -105,11 +121,11 @@ RETRYABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, Co
 
 
 def is_retryable(err: BaseException) -> bool:
-    if isinstance(err, RETRYABLE):
+    if isinstance(err, RETRYABLE + (redis.exceptions.NoScriptError,)):
         return True
     msg = str(err)
-    return isinstance(err, redis.exceptions.ResponseError) and msg.startswith(("OOM", "BUSY", "LOADING",
-                                                                               "MASTERDOWN", "READONLY"))
+    return isinstance(err, redis.exceptions.ResponseError) and msg.startswith(
+        ("OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY"))
 
 
 class Shard:
@@ -129,6 +145,7 @@ class Shard:
         self.p_seg, self.p_prio, self.p_tmp = f"{ns}:seg:", f"{ns}:prio:", f"{ns}:tmp:"
         self.namespace = ns
         self._prio = self.client.register_script(PRIORITY_LUA)
+        self._script_loaded = False  # SCRIPT LOAD again after any connection failure (the server may be new)
         self._wconn = None  # connection holding outstanding pipelined writes
         self._awaiting: collections.deque[int] = collections.deque()
 
@@ -142,9 +159,12 @@ class Shard:
         """Send one write transaction for (length, policy_version, blob) records without waiting for the reply
         (read it with read_write; several may be outstanding on the writer's connection)."""
         tmp = f"{self.p_tmp}{writer_id}:"
-        script = [b"EVAL", WRITE_LUA_BYTES, b"3", self.k_ctr, self.k_idx, self.k_writers, self.p_seg, self.p_prio,
+        if not self._script_loaded:
+            self.client.script_load(WRITE_LUA)
+            self._script_loaded = True
+        script = [b"EVALSHA", WRITE_LUA_SHA, b"3", self.k_ctr, self.k_idx, self.k_writers, self.p_seg, self.p_prio,
                   tmp, self.capacity, writer_id, seq, epoch]
-        # Hand-packed RESP for MULTI, n × SET, EVAL, EXEC: the values go out as they are (no copy, one sendall
+        # Hand-packed RESP for MULTI, n × SET, EVALSHA, EXEC: the values go out as they are (no copy, one sendall
         # each) and the small parts are coalesced; redis-py's connection still handles connect/auth/TLS/parsing.
         out: list = []
         head = [b"*1\r\n$5\r\nMULTI\r\n"]
@@ -195,6 +215,7 @@ class Shard:
         return len(self._awaiting)
 
     def abort_writes(self) -> None:
+        self._script_loaded = False
         if self._wconn is not None:
             self._wconn.disconnect()
             self.client.connection_pool.release(self._wconn)

@@ -15,6 +15,7 @@ import time
 import uuid
 
 import numpy as np
+import redis
 
 from memory.codec import encode_segment
 from memory.core import Segment
@@ -51,6 +52,7 @@ class Writer:
         self.pending_transitions = 0
         self._rr = int(np.random.default_rng(seed).integers(len(shards)))
         self._schema = None
+        self._quick = None
         self._cap = min(link.shard.capacity for link in self.links)
         self.c = dict(added_transitions=0, written_transitions=0, written_segments=0, dropped_transitions=0,
                       dropped_segments=0, write_retries=0, write_errors=0)
@@ -61,11 +63,12 @@ class Writer:
         n = len(segment)
         if n > self._cap:
             raise ValueError(f"segment of {n} steps exceeds the per-shard capacity {self._cap}")
-        schema = schema_of(segment.data)
-        if self._schema is None:
-            self._schema = schema
-        elif schema != self._schema:
-            raise ValueError(f"segment columns {schema} differ from this writer's {self._schema}")
+        quick = tuple((k, v.dtype, v.shape[1:]) for k, v in segment.data.items())
+        if quick != self._quick:  # a full (order-insensitive) comparison only when the cheap one differs
+            schema = schema_of(segment.data)
+            if self._schema is not None and schema != self._schema:
+                raise ValueError(f"segment columns {schema} differ from this writer's {self._schema}")
+            self._schema, self._quick = schema, quick
         self.pending.append((n, int(segment.meta.policy_version), blob))
         self.pending_transitions += n
         self.c["added_transitions"] += n
@@ -96,8 +99,13 @@ class Writer:
     def settle(self) -> None:
         """Wait for the replies of every batch already sent (so reads see this writer's data)."""
         for link in self.links:
-            while link.inflight and not link.broken and link.shard.writes_outstanding:
-                self._complete(link)
+            for _ in range(3):  # a NOSCRIPT reply (new server) is resent at once
+                if link.broken and link.ready():
+                    self._resend(link)
+                while link.inflight and not link.broken and link.shard.writes_outstanding:
+                    self._complete(link)
+                if not link.broken:
+                    break
 
     def drop_all(self) -> None:
         """Give up on everything unsent or unacknowledged (counted as dropped)."""
@@ -198,6 +206,9 @@ class Writer:
             link.inflight.clear()
             raise e
         link.broken = True
+        if isinstance(e, redis.exceptions.NoScriptError):  # a new server behind the same address: resend now
+            link.retry_at = 0.0
+            return
         link.failures += 1
         self.c["write_retries"] += 1
         delay = min(self.cfg.retry_backoff_max_s, self.cfg.retry_backoff_s * 2 ** (link.failures - 1))
