@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import time
 import uuid
 
 import numpy as np
@@ -198,3 +200,49 @@ def test_make_replay_factory():
     assert isinstance(make_replay(ReplayConfig(backend="local", capacity_transitions=10)), LocalReplay)
     with pytest.raises(ValueError):
         ReplayConfig(backend="memcached")
+
+
+def test_tls_rediss_url(tmp_path):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    port, secret = _free_port(), "tls-" + uuid.uuid4().hex[:8]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+         "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", "--requirepass", secret,
+         "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"rediss://:{secret}@localhost:{port}/0?ssl_ca_certs={cert}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                check_urls([url])
+                break
+            except ReplayUnreachable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        with pytest.raises(ReplayUnreachable) as err:  # the same port refuses plain text
+            check_urls([url.replace("rediss://", "redis://").split("?")[0]], timeout_s=1.0)
+        assert secret not in str(err.value)
+        with RedisReplay(ReplayConfig(urls=(url,), namespace="tls", capacity_transitions=100, seed=0)) as rep:
+            rep.add(make_segment(6, 0, terminated=[2]))
+            b = rep.sample(8, 4)
+            assert b.mask.shape == (8, 4) and not b.mask[:, 3].all()
+            assert secret not in repr(rep)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
