@@ -10,7 +10,24 @@ from memory.limiter import RateLimiter, RateLimitTimeout
 from memory.local import LocalReplay
 from memory.sampling import PriorityParams
 
+_LAZY = {
+    "RedisReplay": "memory.redis_replay", "ReplayUnreachable": "memory.redis_replay",
+    "check_urls": "memory.redis_replay", "make_replay": "memory.redis_replay",
+    "EmbeddedRedis": "memory.embedded", "RedisServerNotFound": "memory.embedded",
+}
+
+
+def __getattr__(name: str):
+    """Redis-backed names load on first use, so `import memory` works where redis-py is absent."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'memory' has no attribute {name!r}")
+
+
 __all__ = [
+    "EmbeddedRedis", "RedisReplay", "RedisServerNotFound", "ReplayUnreachable", "check_urls", "make_replay",
     "REQUIRED_COLUMNS", "SCHEMA_VERSION", "Batch", "CorruptRecord", "EmbeddedRedisConfig", "LocalReplay",
     "PriorityParams", "RateLimitTimeout", "RateLimiter", "ReplayConfig", "ReplayMemory", "Segment",
     "SegmentMeta", "decode_segment", "encode_segment", "redact_url",

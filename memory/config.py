@@ -96,8 +96,8 @@ class ReplayConfig:
     close_flush_timeout_s: float = 10.0
     """close() keeps retrying unsent segments this long before counting them as dropped."""
     sample_cache_bytes: int = 2 << 30
-    """Memory the sampler may use for decoded segments; when the whole capacity fits, it mirrors the replay
-    (each segment is read from Redis once), otherwise it keeps the most recently used segments."""
+    """Memory the sampler may use: when the whole capacity fits, it mirrors the replay (each segment is read
+    from Redis once); otherwise it reads just the rows of each sampled window (GETRANGE)."""
     max_record_bytes: int = 256 << 20
     """Largest encoded segment accepted (codec max_buffer_size)."""
     socket_timeout_s: float = 10.0

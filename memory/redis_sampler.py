@@ -1,19 +1,20 @@
-"""The reading half of RedisReplay for one shard: an incrementally synced copy of the segment index, and the
-segments themselves, fetched once each with MGET and kept decoded (segments never change once written).
+"""The reading half of RedisReplay for one shard: an incrementally synced copy of the segment index, plus the
+data in one of two modes, chosen from the first segment's row size:
 
-When the whole shard fits the memory budget the reader mirrors it in a columnar ring (an Arena indexed by
-offset), so a batch of windows is one fancy-index gather per column; otherwise it keeps the most recently used
-decoded segments and copies windows out of them one by one.
+* mirror — the whole shard fits the memory budget: each segment is fetched once with MGET, decoded and copied
+  into a columnar ring (an Arena indexed by offset); a batch is then one fancy-index gather per column.
+  Segments never change once written, so the copy is exact; Redis traffic equals insert traffic.
+* ranges — it does not fit: the reader keeps only each segment's layout (column offsets, from a short GETRANGE
+  of its header) and fetches just the rows of each window with pipelined GETRANGEs.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 
 import numpy as np
 
-from memory.codec import CorruptRecord, decode_segment
+from memory.codec import CorruptRecord, Layout, decode_segment, read_layout
 from memory.index import SegmentIndex, SumTree
 from memory.redis_shard import COUNTERS, Shard
 from memory.sampling import Part, PriorityParams
@@ -39,10 +40,9 @@ class ShardReader:
         self.part = Part(self.index, SumTree(shard.capacity) if prio else None)
         self.epoch: bytes | None = None
         self.arena: Arena | None = None
-        self.mirror: bool | None = None  # decided on the first decoded segment
+        self.mirror: bool | None = None  # decided on the first segment seen
         self.schema = None
-        self.cache: collections.OrderedDict[int, dict] = collections.OrderedDict()
-        self.cache_used = 0
+        self.layouts: dict[int, Layout] = {}  # ranges mode: column offsets of known segments
         self.bad: set[int] = set()
         self.foreign: set[bytes] = set()  # index members that are not ours (counted once, never sampled)
         self.size = self.inserted = self.sampled = 0
@@ -57,8 +57,7 @@ class ShardReader:
             self.part.tree = SumTree(self.shard.capacity)
         if self.arena is not None:
             self.arena.owner[:] = -1
-        self.cache.clear()
-        self.cache_used = 0
+        self.layouts.clear()
         self.bad.clear()
         self.foreign.clear()
 
@@ -87,9 +86,9 @@ class ShardReader:
             self.max_priority = max(self.max_priority, float(ctr[5]))
         dropped, starts, lens = self.index.drop_before(head)
         self.part.forget(starts, lens)
-        if self.cache or self.bad:
+        if self.layouts or self.bad:
             for sid in dropped.tolist():
-                self._uncache(sid)
+                self.layouts.pop(sid, None)
                 self.bad.discard(sid)
         self._append(members, full, tail)
 
@@ -132,13 +131,9 @@ class ShardReader:
         return out
 
     # ------------------------------------------------------------------ fetching
-    def _uncache(self, sid: int) -> None:
-        data = self.cache.pop(sid, None)
-        if data is not None:
-            self.cache_used -= _nbytes(data)
-
-    def _decide_mode(self, data: dict) -> None:
-        row_bytes = sum(v.itemsize * int(np.prod(v.shape[1:])) for v in data.values())
+    def _decide_mode(self, schema) -> None:
+        self.schema = schema
+        row_bytes = sum(np.dtype(dt).itemsize * int(np.prod(shape)) for _, dt, shape in schema)
         self.mirror = row_bytes * self.shard.capacity <= self.cache_bytes
         if self.mirror:
             self.arena = Arena(self.shard.capacity)
@@ -152,10 +147,8 @@ class ShardReader:
     def resident(self, pos: np.ndarray) -> np.ndarray:
         if self.mirror:
             return self.arena.resident(self.index.view("starts")[pos], self.index.view("lens")[pos])
-        if self.mirror is None:
-            return np.zeros(len(pos), bool)
         ids = self.index.view("ids")[pos]
-        return np.fromiter((int(i) in self.cache for i in ids), bool, len(ids))
+        return np.fromiter((int(i) in self.layouts for i in ids), bool, len(ids))
 
     def prepare(self, offsets: np.ndarray) -> np.ndarray:
         """For drawn start offsets: True where the window can be served (segment known, good, fetched)."""
@@ -168,11 +161,28 @@ class ShardReader:
         upos = np.unique(pos_c[ok])
         missing = upos[~self.resident(upos)]
         if missing.size:
-            self._fetch(missing)
+            if self.mirror is None:
+                self._fetch_layouts(missing[:1])
+            if self.mirror:
+                self._fetch_segments(missing)
+            elif self.mirror is not None:
+                self._fetch_layouts(missing)
             ok &= self.resident(pos_c)
         return ok
 
-    def _fetch(self, positions: np.ndarray) -> None:
+    def _corrupt(self, p: int, sid: int, err: Exception) -> None:
+        log.warning("replay shard %s: skipping corrupt segment %d (%s)", self.shard.label, sid, err)
+        self._reject(np.array([p]), "corrupt_skipped")
+
+    def _check(self, p: int, length: int, schema) -> None:
+        if length != self.index.view("lens")[p]:
+            raise CorruptRecord("length differs from the index entry")
+        if self.schema is None:
+            self._decide_mode(schema)
+        elif schema != self.schema:
+            raise CorruptRecord("columns differ from the rest of the replay")
+
+    def _fetch_segments(self, positions: np.ndarray) -> None:
         ids = self.index.view("ids")[positions]
         blobs = self.shard.client.mget([self.shard.seg_key(int(i)) for i in ids])
         gone = []
@@ -182,30 +192,52 @@ class ShardReader:
                 continue
             try:
                 seg = decode_segment(blob, self.max_record_bytes)
-                if len(seg) != self.index.view("lens")[p]:
-                    raise CorruptRecord("length differs from the index entry")
-                if self.schema is None:
-                    self.schema = schema_of(seg.data)
-                    self._decide_mode(seg.data)
-                elif schema_of(seg.data) != self.schema:
-                    raise CorruptRecord("columns differ from the rest of the replay")
+                self._check(p, len(seg), schema_of(seg.data))
             except CorruptRecord as e:
-                log.warning("replay shard %s: skipping corrupt segment %d (%s)", self.shard.label, sid, e)
-                self._reject(np.array([p]), "corrupt_skipped")
+                self._corrupt(p, sid, e)
                 continue
             self.c["fetched_segments"] += 1
             self.c["fetched_bytes"] += len(blob)
-            if self.mirror:
-                self.arena.put(int(self.index.view("starts")[p]), seg.data)
-            else:
-                self.cache[int(sid)] = seg.data
-                self.cache_used += _nbytes(seg.data)
+            self.arena.put(int(self.index.view("starts")[p]), seg.data)
         if gone:
             self._reject(np.array(gone), "missing_skipped")
 
+    def _fetch_layouts(self, positions: np.ndarray, prefix: int = 2048) -> None:
+        ids = [int(i) for i in self.index.view("ids")[positions]]
+        keys = [self.shard.seg_key(i) for i in ids]
+        pipe = self.shard.client.pipeline(transaction=False)
+        for k in keys:
+            pipe.strlen(k)
+            pipe.getrange(k, 0, prefix - 1)
+        res = pipe.execute()
+        gone, longer = [], []
+        for j, (p, sid) in enumerate(zip(positions, ids, strict=True)):
+            total, head = res[2 * j], res[2 * j + 1]
+            if not total:
+                gone.append(p)
+                continue
+            try:
+                lay = read_layout(head, total, self.max_record_bytes)
+                if lay is None:
+                    if len(head) < total:
+                        longer.append(p)
+                        continue
+                    raise CorruptRecord("truncated header")
+                self._check(p, lay.length, tuple(sorted((c[0], c[1].str, c[2][1:]) for c in lay.columns)))
+            except CorruptRecord as e:
+                self._corrupt(p, sid, e)
+                continue
+            if self.mirror:  # the first segment decided on mirror mode: it is fetched whole by the caller
+                return
+            self.layouts[sid] = lay
+        if gone:
+            self._reject(np.array(gone), "missing_skipped")
+        if longer and prefix < self.max_record_bytes:
+            self._fetch_layouts(np.array(longer), prefix * 32)
+
     # ------------------------------------------------------------------ windows
     def gather(self, offsets: np.ndarray, window: int) -> tuple[dict, np.ndarray, np.ndarray, bool]:
-        """(data, mask, versions, all_resident) for windows starting at the given (prepared) offsets."""
+        """(data, mask, versions, all_present) for windows starting at the given (prepared) offsets."""
         pos = self.index.locate(offsets)
         starts, lens = self.index.view("starts")[pos], self.index.view("lens")[pos]
         versions = self.index.view("versions")[pos]
@@ -213,21 +245,27 @@ class ShardReader:
             return {}, np.zeros(0, bool), versions, False
         if self.mirror:
             data, mask = self.arena.gather(offsets, starts + lens, window)
-        else:
-            ids = self.index.view("ids")[pos]
-            uniq, which = np.unique(ids, return_inverse=True)
-            segs = [self.cache[int(i)] for i in uniq]
-            for i in uniq:
-                self.cache.move_to_end(int(i))
-            data, mask = gather_segments(segs, which, offsets - starts, window)
+            return data, mask, versions, True
+        ids, rows = self.index.view("ids")[pos], offsets - starts
+        stops = np.minimum(rows + window, lens)
+        ranges = []
+        for sid, r, e in zip(ids.tolist(), rows.tolist(), stops.tolist(), strict=True):
+            lay, key = self.layouts[sid], self.shard.seg_key(sid)
+            ranges += [(key, *lay.row_range(k, r, e)) for k in range(len(lay.columns))]
+        blobs = self.shard.getranges(ranges)
+        minis, j = [], 0
+        for sid, r, e in zip(ids.tolist(), rows.tolist(), stops.tolist(), strict=True):
+            mini = {}
+            for name, dt, shape, _, rb in self.layouts[sid].columns:
+                blob = blobs[j]
+                j += 1
+                if len(blob) != (e - r) * rb:  # evicted while we read: try the batch again
+                    return {}, np.zeros(0, bool), versions, False
+                mini[name] = np.frombuffer(blob, dt).reshape(e - r, *shape[1:])
+            minis.append(mini)
+        self.c["fetched_bytes"] += sum(map(len, blobs))
+        data, mask = gather_segments(minis, np.arange(len(minis)), np.zeros(len(minis), np.int64), window)
         return data, mask, versions, True
 
     def trim(self) -> None:
-        while self.cache and self.cache_used > self.cache_bytes:
-            _, data = self.cache.popitem(last=False)
-            self.cache_used -= _nbytes(data)
-
-
-def _nbytes(data: dict) -> int:
-    return sum(v.nbytes for v in data.values())
-
+        """Nothing to trim: mirror mode is bounded by capacity, ranges mode keeps only layouts."""

@@ -210,6 +210,25 @@ class Shard:
             self._wconn = None
         return result[-1]
 
+    def getranges(self, ranges: list[tuple[str, int, int]]) -> list[bytes]:
+        """Pipelined GETRANGE key start end (inclusive) for every triple; one round trip."""
+        parts = []
+        for key, a, b in ranges:
+            k = key.encode()
+            sa, sb = str(a).encode(), str(b).encode()
+            parts.append(b"*4\r\n$8\r\nGETRANGE\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                         % (len(k), k, len(sa), sa, len(sb), sb))
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_packed_command([b"".join(parts)], check_health=False)
+            return [conn.read_response() for _ in ranges]
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
     @property
     def writes_outstanding(self) -> int:
         return len(self._awaiting)

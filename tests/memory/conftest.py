@@ -20,7 +20,7 @@ def window_reference():
     return expected_window
 
 
-BACKENDS = ["local", "redis", "redis_lru"]
+BACKENDS = ["local", "redis", "redis_ranges"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -37,7 +37,8 @@ def make_replay(request):
     made = []
     backend = "local" if request.param == "local" else "redis"
     urls = (request.getfixturevalue("redis_server").url,) if backend == "redis" else ()
-    extra = {"sample_cache_bytes": 0} if request.param == "redis_lru" else {}  # fetch per batch, no mirror
+    # redis_ranges: no mirror, the sampler GETRANGEs the rows of each window
+    extra = {"sample_cache_bytes": 0} if request.param == "redis_ranges" else {}
     namespace = f"test:{uuid.uuid4().hex[:12]}"
 
     def make(capacity, seed=None, share_with=None, **kw):

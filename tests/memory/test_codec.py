@@ -6,7 +6,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from memory.codec import CorruptRecord, decode_segment, encode_segment
+from memory.codec import CorruptRecord, decode_segment, encode_segment, read_layout
 from memory.core import Segment, SegmentMeta
 
 # A classic pickle exploit (protocol 0): unpickling it would call os.system. Written out by hand so no pickle
@@ -78,16 +78,18 @@ BAD_RECORDS = {
     "trailing_bytes": encode_segment(_segment()) + b"\x00",
     "wrong_tag": _tamper(lambda r: r.__setitem__(0, "other")),
     "wrong_schema": _tamper(lambda r: r.__setitem__(1, 99)),
-    "object_dtype": _tamper(lambda r: r[3]["obs"].__setitem__(0, "|O")),
-    "big_endian_dtype": _tamper(lambda r: r[3]["obs"].__setitem__(0, ">f4")),
-    "shape_bytes_mismatch": _tamper(lambda r: r[3]["obs"].__setitem__(1, [5, 4])),
-    "negative_shape": _tamper(lambda r: r[3]["obs"].__setitem__(1, [-5, -3])),
-    "unequal_lengths": _tamper(lambda r: r[3]["obs"].__setitem__(1, [15, 1])),
-    "missing_column": _tamper(lambda r: r[3].pop("reward")),
+    "object_dtype": _tamper(lambda r: r[3][0].__setitem__(1, "|O")),
+    "big_endian_dtype": _tamper(lambda r: r[3][0].__setitem__(1, ">f4")),
+    "shape_bytes_mismatch": _tamper(lambda r: r[3][0].__setitem__(2, [5, 4])),
+    "negative_shape": _tamper(lambda r: r[3][0].__setitem__(2, [-5, -3])),
+    "unequal_lengths": _tamper(lambda r: r[3][0].__setitem__(2, [15, 1])),
+    "missing_column": _tamper(lambda r: (r[3].pop(2), r.pop(6))),
+    "duplicate_column": _tamper(lambda r: r[3][1].__setitem__(0, "obs")),
+    "missing_payload": _tamper(lambda r: r.pop()),
     "bad_meta": _tamper(lambda r: r[2].__setitem__(0, "seven")),
-    "payload_not_bytes": _tamper(lambda r: r[3]["reward"].__setitem__(2, "text")),
-    "ext_type": msgpack.packb([msgpack.ExtType(1, b"x"), 1, 2, 3]),
-    "int_map_key": msgpack.packb(["ami.seg", 1, [0, "e", 0, 0, 0], {1: ["<f4", [1], b"\0\0\0\0"]}]),
+    "payload_not_bytes": _tamper(lambda r: r.__setitem__(6, "text")),
+    "ext_type": msgpack.packb([msgpack.ExtType(1, b"x"), 1, 2, 3, 4]),
+    "map_instead_of_specs": msgpack.packb(["ami.seg", 1, [0, "e", 0, 0, 0], {1: ["<f4", [1]]}, b"\0\0\0\0"]),
 }
 
 
@@ -113,3 +115,34 @@ def test_decoded_arrays_are_read_only_views():
     out = decode_segment(encode_segment(_segment()))
     with pytest.raises(ValueError):
         out.data["obs"][0, 0] = 1.0
+
+
+def test_layout_from_a_prefix_locates_every_row():
+    seg = _segment(7)
+    raw = encode_segment(seg)
+    lay = None
+    for n in range(2, len(raw)):
+        lay = read_layout(raw[:n], len(raw))
+        if lay is not None:
+            break
+    assert lay is not None and n < 1024, n
+    assert lay.length == 7 and [c[0] for c in lay.columns] == list(seg.data)
+    for k, (name, dt, shape, _, _) in enumerate(lay.columns):
+        for a, b in ((0, 7), (2, 5), (6, 7)):
+            lo, hi = lay.row_range(k, a, b)
+            rows = np.frombuffer(raw[lo:hi + 1], dt).reshape(b - a, *shape[1:])
+            np.testing.assert_array_equal(rows, seg.data[name][a:b])
+
+
+@pytest.mark.parametrize("name", ["garbage", "pickle_protocol0", "pickle_protocol2", "json", "wrong_tag",
+                                  "object_dtype", "missing_column", "duplicate_column", "bad_meta"])
+def test_layout_rejects_foreign_headers(name):
+    raw = BAD_RECORDS[name]
+    with pytest.raises(CorruptRecord):
+        read_layout(raw[:4096], len(raw))
+
+
+def test_layout_rejects_size_mismatch():
+    raw = encode_segment(_segment())
+    with pytest.raises(CorruptRecord):
+        read_layout(raw[:4096], len(raw) + 1)

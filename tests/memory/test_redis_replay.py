@@ -99,9 +99,10 @@ def test_pickle_payload_is_live_in_a_throwaway_process(tmp_path):
     assert target.exists()
 
 
-def test_garbage_and_pickle_values_are_skipped_and_counted(redis_server, ns, caplog):
+@pytest.mark.parametrize("cache_bytes", [2 << 30, 0], ids=["mirror", "ranges"])
+def test_garbage_and_pickle_values_are_skipped_and_counted(redis_server, ns, caplog, cache_bytes):
     marker = PLANTED.format(uuid.uuid4().hex)
-    rep = RedisReplay(_cfg(redis_server.url, ns, capacity_transitions=10_000, seed=0))
+    rep = RedisReplay(_cfg(redis_server.url, ns, capacity_transitions=10_000, seed=0, sample_cache_bytes=cache_bytes))
     for i in range(10):
         rep.add(make_segment(8, 100 * i))
     client = redis.Redis.from_url(redis_server.url)
@@ -119,7 +120,8 @@ def test_garbage_and_pickle_values_are_skipped_and_counted(redis_server, ns, cap
     assert st["corrupt_skipped"] == 3  # two values + one index entry
     assert "corrupt segment" in caplog.text
     # a second sampler counts them as well, and writing on continues normally
-    other = RedisReplay(_cfg(redis_server.url, ns, capacity_transitions=10_000, seed=1))
+    other = RedisReplay(_cfg(redis_server.url, ns, capacity_transitions=10_000, seed=1,
+                             sample_cache_bytes=cache_bytes))
     other.sample(256, 2)
     assert other.stats()["corrupt_skipped"] >= 3
     rep.add(make_segment(8, 5000))
@@ -246,3 +248,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_unreachable_url_is_one_clear_error_without_password():
+    import memory
+
+    url = f"redis://admin:hunter2@127.0.0.1:{_free_port()}/0"
+    with pytest.raises(memory.ReplayUnreachable, match=r"cannot reach redis at redis://admin:\*\*\*@127\.0\.0\.1"):
+        memory.check_urls([url], timeout_s=0.5)
+    with pytest.raises(memory.ReplayUnreachable) as err:
+        memory.check_urls(["http://:hunter2@x"])
+    assert "hunter2" not in str(err.value)
