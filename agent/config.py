@@ -68,6 +68,8 @@ class CostConfig:
     """EMA rate of the critic target networks."""
     critic_weight: float = 0.1
     """Weight of the critic TD loss in the world-model update."""
+    critic_symlog: bool = True
+    """Regress the critic in symlog space (robust across reward scales) or in raw cost units (precise)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from agent.config import CostConfig
-from agent.nets import ema_, mlp, symexp
+from agent.nets import ema_, mlp, symexp, symlog
 
 
 class IntrinsicCost(nn.Module):
@@ -56,20 +56,27 @@ class Critic(nn.Module):
         self.members = nn.ModuleList(mlp(latent_dim + action_dim, hidden, 1) for _ in range(cfg.critic_ensemble))
         self.targets = copy.deepcopy(self.members).requires_grad_(False)
 
-    def symlog_q(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """[E, ...] raw (symlog-space) predictions of every member."""
+    def encode_value(self, q: torch.Tensor) -> torch.Tensor:
+        """Cost units -> the space the members regress in."""
+        return symlog(q) if self.cfg.critic_symlog else q
+
+    def decode_value(self, x: torch.Tensor) -> torch.Tensor:
+        return symexp(x) if self.cfg.critic_symlog else x
+
+    def raw_q(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """[E, ...] predictions of every member in regression space."""
         x = torch.cat([s, a], -1)
         return torch.stack([m(x).squeeze(-1) for m in self.members])
 
     def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Mean over members of Q in cost units."""
-        return symexp(self.symlog_q(s, a)).mean(0)
+        return self.decode_value(self.raw_q(s, a)).mean(0)
 
     @torch.no_grad()
     def target(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Pessimistic target: the largest predicted cost among target members (clipped double-Q for costs)."""
         x = torch.cat([s, a], -1)
-        return torch.stack([symexp(m(x).squeeze(-1)) for m in self.targets]).max(0).values
+        return torch.stack([self.decode_value(m(x).squeeze(-1)) for m in self.targets]).max(0).values
 
     def update_targets(self) -> None:
         ema_(self.targets, self.members, self.cfg.tau)

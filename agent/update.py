@@ -94,8 +94,8 @@ class Updater:
             nxt = target.detach().reshape(b * w, -1)
             v_next = self._target_value(nxt).view(b, w)
             y = ag.cost.observed(env_cost, act) + cc.gamma * (1 - term) * v_next
-        q = ag.critic.symlog_q(zs, act)  # [E, B, W]
-        td = (q - symlog(y)[None]).pow(2)
+        q = ag.critic.raw_q(zs, act)  # [E, B, W]
+        td = (q - ag.critic.encode_value(y)[None]).pow(2)
         critic_loss = masked_mean(td.mean(0), mw) * w
 
         total = (wmc.pred_weight * pred_loss + wmc.var_weight * var_loss + wmc.cov_weight * cov_loss

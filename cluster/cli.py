@@ -55,9 +55,7 @@ def _train(a: argparse.Namespace) -> int:
         rd = RunDir(Path(a.resume))
         if not (rd.path / "config.yaml").exists():
             raise ConfigError(f"--resume {a.resume}: no config.yaml there")
-        saved = rd.read_config()
-        saved.pop("agent", None)  # the agent section is re-derived, then the saved overrides re-applied
-        layers.append(saved)
+        layers.append(rd.read_config())  # its resolved agent section re-applies as overrides
     if a.config:
         layers.append(load_yaml(a.config))
     flags = {k: v for k, v in {"env_id": a.env_id, "steps": a.steps, "actors": a.actors,

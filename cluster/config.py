@@ -52,6 +52,8 @@ class RunConfig:
     """Planner budget in world-model evaluations per decision (0: mode-1 policy only)."""
     device: str = "cpu"
     """Learner device ('cpu', 'cuda', 'cuda:0', ...)."""
+    torch_threads: int = 1
+    """torch intra-op threads per process: more than the free cores makes every process crawl."""
 
 
 @dataclass(frozen=True)

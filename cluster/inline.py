@@ -32,6 +32,7 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
                  progress: bool = True) -> dict:
     """Train for cfg.run.steps env steps; writes the run directory and returns the summary."""
     r = cfg.run
+    torch.set_num_threads(r.torch_threads)
     seed_everything(r.seed)
     agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps)
     agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)

@@ -22,3 +22,10 @@ def redis_server():
     server.start()
     yield server
     server.stop()
+
+
+def pytest_configure(config) -> None:
+    """One torch thread per process: tests share two cores with Ray workers and servers."""
+    import torch
+
+    torch.set_num_threads(1)

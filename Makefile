@@ -1,0 +1,38 @@
+# Two entry points (README): `make run` trains on a fresh machine, `make test` runs the test suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ami-installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ENV ?= Pendulum-v1
+STEPS ?= 10000
+
+.PHONY: setup services run test lint bench clean
+
+services:  # redis-server and prometheus from Debian packages, only when missing
+	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server prometheus; }
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0  # the CPU build; a looser pin pulls a multi-GB CUDA build
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: services $(STAMP)
+
+run: setup
+	$(BIN)/ami train --env $(ENV) --steps $(STEPS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python benchmarks/learning_curves.py
+
+clean:
+	rm -rf $(VENV) runs

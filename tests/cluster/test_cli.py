@@ -1,0 +1,84 @@
+"""`ami` CLI: bad input gives one line and exit 2 with nothing written; the inline backend honours the run
+directory contract, and eval/report/resume read it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cluster.cli import main
+from cluster.rundir import SUMMARY_KEYS
+
+AMI = [sys.executable, "-m", "cluster.cli"]
+
+
+def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*AMI, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--env", "NoSuchEnv-v9", "--steps", "10"],
+    ["train", "--steps", "ten"],
+    ["train", "--bogus-flag"],
+    ["train", "agent.planner.no_such_key=3"],
+    ["train", "run.steps=-5"],
+    ["train", "--config", "missing.yaml"],
+    ["train", "--config", "bad.yaml"],
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "bad.yaml").write_text("run: {steps: [1, 2\n")
+    res = _ami(*args, "--run-dir", "out", cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = [s for s in res.stderr.splitlines() if s.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ami: error:"), res.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+TINY = ["--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300", "run.eval_episodes=2",
+        "run.log_every=150", "learner.warmup_steps=150", "learner.batch_size=32", "learner.snapshot_every=20",
+        "learner.checkpoint_every=100", "agent.world_model.hidden=32", "agent.encoder.hidden=32",
+        "agent.planner.samples=16", "agent.planner.iterations=1"]
+
+
+def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--steps", "450", "--run-dir", str(run), *TINY]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert set(SUMMARY_KEYS) <= set(summary)
+    assert summary["env_steps"] == 450 and summary["env_id"] == "Pendulum-v1" and summary["seed"] == 3
+    assert summary["updates"] == 450 - 150 + 1 and summary["weights_version"] == summary["updates"] // 20
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all({"env_steps", "updates", "wall_seconds"} <= set(m) for m in lines)
+    evals = [m for m in lines if "eval_return_mean" in m]
+    assert [m["env_steps"] for m in evals] == [300, 450] and all("eval_return_std" in m for m in evals)
+    cfg = (run / "config.yaml").read_text()
+    assert "planner:" in cfg and "latent_dim:" in cfg  # the fully resolved agent config
+    assert (run / "checkpoints" / "latest.pt").exists()
+
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["env_id"] == "Pendulum-v1" and out["episodes"] == 2 and out["eval_return_mean"] < 0
+
+    assert main(["report", str(run)]) == 0
+    assert (run / "returns.png").stat().st_size > 1000 and (run / "losses.png").exists()
+
+    assert main(["train", "--resume", str(run), "--steps", "600", "--no-progress"]) == 0
+    resumed = json.loads((run / "summary.json").read_text())
+    assert resumed["env_steps"] == 600
+    assert resumed["updates"] == summary["updates"] + 150
+    assert resumed["weights_version"] > summary["weights_version"]
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "latest.pt").write_bytes(b"x")
+    res = _ami("train", "--steps", "10", "--run-dir", str(run), cwd=tmp_path)
+    assert res.returncode == 2 and "--resume" in res.stderr
+    assert (run / "checkpoints" / "latest.pt").read_bytes() == b"x"
