@@ -64,6 +64,8 @@ class CostConfig:
     """Critic ensemble size; TD targets take the pessimistic (max-cost) member."""
     gamma: float = 0.99
     """Discount of future cost."""
+    n_step: int = 3
+    """Real steps summed before bootstrapping in critic targets (bounded by the sampled window)."""
     tau: float = 0.01
     """EMA rate of the critic target networks."""
     critic_weight: float = 0.1

@@ -28,6 +28,24 @@ def _first(obs):
     return {k: v[:, 0] for k, v in obs.items()} if isinstance(obs, dict) else obs[:, 0]
 
 
+def n_step_targets(cost: torch.Tensor, term: torch.Tensor, mask: torch.Tensor, v_next: torch.Tensor,
+                   gamma: float, n_step: int) -> torch.Tensor:
+    """TD targets [B, W]: up to n real costs of the window, then the bootstrap V(s') of the last one used.
+
+    Backward recursion G_j = c_j + gamma (1 - term_j) (G_{j+1} if step j+1 is valid and inside the n-step
+    reach, else V(s'_j)); a window that meets an episode end stops there, so nothing crosses episodes."""
+    b, w = cost.shape
+    out = torch.empty_like(cost)
+    for j in range(w):
+        last = min(j + n_step, w) - 1
+        g = cost[:, last] + gamma * (1 - term[:, last]) * v_next[:, last]
+        for k in range(last - 1, j - 1, -1):
+            follow = torch.where(mask[:, k + 1] > 0, g, v_next[:, k])
+            g = cost[:, k] + gamma * (1 - term[:, k]) * follow
+        out[:, j] = g
+    return out
+
+
 class Updater:
     """Optimisers and running statistics of one agent's training."""
 
@@ -93,7 +111,7 @@ class Updater:
         with torch.no_grad():
             nxt = target.detach().reshape(b * w, -1)
             v_next = self._target_value(nxt).view(b, w)
-            y = ag.cost.observed(env_cost, act) + cc.gamma * (1 - term) * v_next
+            y = n_step_targets(ag.cost.observed(env_cost, act), term, mask, v_next, cc.gamma, cc.n_step)
         q = ag.critic.raw_q(zs, act)  # [E, B, W]
         td = (q - ag.critic.encode_value(y)[None]).pow(2)
         critic_loss = masked_mean(td.mean(0), mw) * w

@@ -1,0 +1,69 @@
+"""Sample efficiency of the inline trainer: eval return (10 greedy episodes) at 5k, 10k and 20k env steps for
+Pendulum-v1 and CartPole-v1 over 3 seeds, with wall-clock; medians over seeds.
+
+    python benchmarks/learning_curves.py [--envs Pendulum-v1 CartPole-v1] [--seeds 0 1 2] [--parallel 2]
+                                         [--out runs/bench] [extra key=value overrides]
+
+Each run is a real `ami train --backend inline` process with one torch thread; `--parallel` runs share the box.
+Last line: one JSON object {env: {steps: median eval return}, ...} plus wall-clock."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CHECKPOINTS = (5000, 10000, 20000)
+
+
+def run_one(env_id: str, seed: int, out: Path, extra: list[str]) -> dict:
+    run_dir = out / f"{env_id}-s{seed}"
+    cmd = [sys.executable, "-m", "cluster.cli", "train", "--env", env_id, "--seed", str(seed), "--steps",
+           str(max(CHECKPOINTS)), "--run-dir", str(run_dir), "--no-progress", "run.eval_every=5000",
+           "run.eval_episodes=10", *extra]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t
+    evals = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        m = json.loads(line)
+        if "eval_return_mean" in m:
+            evals[m["env_steps"]] = (m["eval_return_mean"], m["wall_seconds"])
+    return {"env_id": env_id, "seed": seed, "wall_s": wall, "evals": evals}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--envs", nargs="+", default=["Pendulum-v1", "CartPole-v1"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--parallel", type=int, default=2)
+    p.add_argument("--out", default="runs/bench")
+    p.add_argument("extra", nargs="*")
+    a = p.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(e, s) for e in a.envs for s in a.seeds]
+    with ThreadPoolExecutor(a.parallel) as ex:
+        results = list(ex.map(lambda j: run_one(j[0], j[1], out, a.extra), jobs))
+    summary: dict = {}
+    for env_id in a.envs:
+        rows = [r for r in results if r["env_id"] == env_id]
+        print(f"\n{env_id}")
+        print(f"{'seed':>5}" + "".join(f"{k // 1000:>8}k" for k in CHECKPOINTS) + f"{'wall s':>9}")
+        for r in rows:
+            cells = "".join(f"{r['evals'].get(k, (float('nan'),))[0]:>9.1f}" for k in CHECKPOINTS)
+            print(f"{r['seed']:>5}{cells}{r['wall_s']:>9.0f}")
+        med = {k: statistics.median(r["evals"][k][0] for r in rows) for k in CHECKPOINTS}
+        wall = {k: statistics.median(r["evals"][k][1] for r in rows) for k in CHECKPOINTS}
+        print(f"{'med':>5}" + "".join(f"{med[k]:>9.1f}" for k in CHECKPOINTS))
+        summary[env_id] = {"median_eval_return": med, "median_wall_s_at": wall}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
