@@ -107,8 +107,6 @@ class RedisReplay:
             if batch is not None:
                 self._readers[0].pending_sampled += batch_size
                 self._sample_batches += 1
-                for r in self._readers:
-                    r.trim()
                 return batch
             self._sync()
         raise RuntimeError("replay changed under every sampling attempt (segments evicted while fetched)")

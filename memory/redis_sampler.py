@@ -266,6 +266,3 @@ class ShardReader:
         self.c["fetched_bytes"] += sum(map(len, blobs))
         data, mask = gather_segments(minis, np.arange(len(minis)), np.zeros(len(minis), np.int64), window)
         return data, mask, versions, True
-
-    def trim(self) -> None:
-        """Nothing to trim: mirror mode is bounded by capacity, ranges mode keeps only layouts."""
