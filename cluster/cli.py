@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--video", action="store_true", help="save a GIF of the first episode")
     r = sub.add_parser("report", help="draw learning curves to PNG")
     r.add_argument("run_dir")
+    s = sub.add_parser("scale", help="change the number of actors of a running Ray run")
+    s.add_argument("run_dir")
+    s.add_argument("--actors", type=int, required=True)
     return p
 
 
@@ -74,10 +77,17 @@ def _train(a: argparse.Namespace) -> int:
         if (run.path / "summary.json").exists() or run.latest_checkpoint.exists():
             raise ConfigError(f"run directory {run.path} already holds a run; use --resume {run.path}")
     if cfg.run.backend == "ray":
-        raise ConfigError("the ray backend is not available yet; use --backend inline")
-    from cluster.inline import train_inline
+        from cluster.ray_driver import train_ray
+        from cluster.services import check_addresses, ray_address
 
-    summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress)
+        addr = ray_address(a.ray_address)
+        check_addresses(a.redis_url, addr)
+        summary = train_ray(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
+                            redis_url=a.redis_url, ray_addr=addr)
+    else:
+        from cluster.inline import train_inline
+
+        summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress)
     print(json.dumps({"run_dir": str(run.path), **summary}))
     return 0
 
@@ -97,10 +107,17 @@ def _report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _scale(a: argparse.Namespace) -> int:
+    from cluster.scale import request_scale
+
+    print(json.dumps(request_scale(Path(a.run_dir), a.actors)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         a = _parser().parse_args(argv)
-        return {"train": _train, "eval": _eval, "report": _report}[a.cmd](a)
+        return {"train": _train, "eval": _eval, "report": _report, "scale": _scale}[a.cmd](a)
     except ConfigError as e:
         print(f"ami: error: {e}", file=sys.stderr)
         return EXIT_CONFIG

@@ -57,6 +57,29 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """The Ray backend: placement, weight broadcast and pacing of actors against the learner."""
+
+    num_cpus: int = 0
+    """CPUs of a Ray instance that ami starts itself (0: every core of this machine)."""
+    actor_cpus: float = 0.0
+    """CPUs each actor reserves in Ray's scheduler (0: none, so any --actors fits; 1 bounds actors per node)."""
+    learner_gpus: float = -1.0
+    """GPUs the learner reserves (-1: one when the cluster has a GPU, else none; 0: CPU learner)."""
+    version_check_every: int = 4
+    """Vector steps between an actor's (non-blocking) check for a newer weights version."""
+    claim_steps: int = 16
+    """Vector steps an actor claims at once from the run's shared env-step budget (kept in Redis)."""
+    max_update_lag: int = 200
+    """Actors pause while the learner owes more than this many updates under learner.updates_per_step
+    (0: never pause, the learner then trains whatever it can keep up with)."""
+    learner_chunk: int = 10
+    """Updates the learner runs between two looks at the replay's insert counter."""
+    poll_s: float = 0.25
+    """Seconds between the driver's looks at actors, learner, evaluation and the scale file."""
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The whole run. `agent` is filled by the configurator, then overridden by the user's `agent.*` keys."""
 
@@ -66,6 +89,8 @@ class TrainConfig:
     """Episode runner (segment length)."""
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     """Learner."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """Ray backend settings (ignored by the inline backend)."""
     agent: dict = field(default_factory=dict)
     """Overrides of the configurator's AgentConfig, as a nested mapping (resolved in `resolve_agent`)."""
 
@@ -178,6 +203,9 @@ def build(layers: list[dict]) -> TrainConfig:
             raise ConfigError(f"run.{name} must be positive")
     if cfg.learner.window < 1 or cfg.learner.batch_size < 1 or cfg.learner.snapshot_every < 1:
         raise ConfigError("learner.window, learner.batch_size and learner.snapshot_every must be positive")
+    rt = cfg.runtime
+    if rt.version_check_every < 1 or rt.claim_steps < 1 or rt.learner_chunk < 1 or rt.poll_s <= 0:
+        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk and poll_s must be positive")
     return cfg
 
 

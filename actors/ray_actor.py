@@ -1,0 +1,212 @@
+"""The Ray actor role: an EpisodeRunner (M envs, one torch thread) writing segments to the Redis replay.
+
+Env steps come from a budget shared by every actor of a run (an INCRBY counter next to the replay), claimed a few
+vector steps at a time, so the run stops at exactly its step count however many actors there are. Every
+`version_check_every` steps the actor asks the learner for its newest (version, ref) without waiting for the
+answer; when a newer version shows up it fetches that one object (again without blocking: ray.wait with
+fetch_local) and acts with it from the next step on. Every segment carries the version that acted.
+The actor also pauses while the learner owes more than `max_update_lag` updates, to keep the replay ratio.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import ray
+import redis
+import torch
+
+from actors.runner import EpisodeRunner, RunnerConfig, evaluate
+from agent.agent import Agent
+from memory.config import ReplayConfig
+from memory.core import Segment
+from memory.redis_replay import RedisReplay
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """Everything an actor process needs to build its agent, envs and replay writer."""
+
+    env_id: str
+    """Gymnasium id."""
+    obs_space: object
+    """Single-env observation space."""
+    action_space: object
+    """Single-env action space."""
+    agent_cfg: object
+    """Resolved AgentConfig."""
+    runner: RunnerConfig
+    """Envs per actor, segment length, seed and actor id."""
+    replay: ReplayConfig
+    """Replay settings (namespace, capacity)."""
+    url: str
+    """Redis URL of the replay (never logged)."""
+    budget_key: str
+    """Redis key of the run's claimed env-step counter."""
+    steps: int
+    """Env steps of the whole run."""
+    warmup_steps: int
+    """Random actions while the run's step counter is below this (fresh runs only)."""
+    updates_per_step: float
+    """The learner's replay ratio (for pausing when the learner falls behind)."""
+    max_update_lag: int
+    """Pause while the learner owes more updates than this (0: never)."""
+    version_check_every: int
+    """Vector steps between version checks."""
+    claim_steps: int
+    """Vector steps claimed from the budget at once."""
+
+
+def to_torch(weights: dict) -> dict:
+    with warnings.catch_warnings():  # arrays from the object store are read-only; load_state_dict copies them
+        warnings.simplefilter("ignore", UserWarning)
+        return {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+
+
+@ray.remote(max_concurrency=3)
+class ActorWorker:
+    """Steps envs with the newest weights it has seen, until the run's budget is spent or stop() is called."""
+
+    def __init__(self, spec: ActorSpec, learner):
+        torch.set_num_threads(1)
+        torch.manual_seed(spec.runner.seed)
+        from envs import register_envs
+
+        register_envs()
+        self.spec, self.learner = spec, learner
+        self.agent = Agent(spec.obs_space, spec.action_space, spec.agent_cfg)
+        self.replay = RedisReplay(spec.replay, spec.url)
+        self.budget = redis.Redis.from_url(spec.url)
+        self.runner = EpisodeRunner(spec.env_id, self.agent, spec.runner, self._sink)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._pending = None  # in-flight latest() call
+        self._fetch: dict | None = None  # newer version being fetched
+        self.known = {"version": 0, "updates": 0}
+        self.claimed_total = 0
+        self.returns: list[float] = []
+        self.episodes = 0
+        self.segments = 0
+        self.lag_sum = 0
+        self.lag_max = 0
+        self.versions_used: set[int] = set()
+        self.latencies: list[float] = []  # publish -> acting, seconds
+        self.paused_s = 0.0
+        self.t_run = 0.0
+
+    # ----- weights ------------------------------------------------------------------------------------------
+    def _check(self, block: bool = False) -> None:
+        if self._pending is None:
+            self._pending = self.learner.latest.remote()
+        ready, _ = ray.wait([self._pending], timeout=None if block else 0)
+        if ready:
+            info, self._pending = ray.get(self._pending), None
+            self.known = info
+            if info["version"] > self.runner.policy_version and (
+                    self._fetch is None or info["version"] > self._fetch["version"]):
+                self._fetch = info
+        if self._fetch is not None:
+            ref = self._fetch["ref"]
+            if ray.wait([ref], timeout=None if block else 0, fetch_local=True)[0]:
+                self.agent.load_weights(to_torch(ray.get(ref)))
+                self.runner.policy_version = self._fetch["version"]
+                self.latencies.append(time.time() - self._fetch["published_at"])
+                self._fetch = None
+
+    def _sink(self, segment: Segment) -> None:
+        self.replay.add(segment)
+        lag = max(0, int(self.known["version"]) - segment.meta.policy_version)
+        with self._lock:
+            self.segments += 1
+            self.lag_sum += lag
+            self.lag_max = max(self.lag_max, lag)
+            self.versions_used.add(segment.meta.policy_version)
+
+    # ----- stepping -----------------------------------------------------------------------------------------
+    def _owed(self) -> int:
+        s = self.spec
+        return int((self.claimed_total - s.warmup_steps + 1) * s.updates_per_step) - int(self.known["updates"])
+
+    def _claim(self) -> tuple[int, int]:
+        """(first step index, vector steps granted) from the shared budget."""
+        m = self.spec.runner.num_envs
+        want = self.spec.claim_steps * m
+        total = int(self.budget.incrby(self.spec.budget_key, want))
+        start = total - want
+        self.claimed_total = min(total, self.spec.steps)
+        return start, max(0, min(want, self.spec.steps - start)) // m
+
+    def run(self, fresh: bool = True) -> dict:
+        """Step until the budget is spent or stop(); flush everything; return the final status."""
+        s, m = self.spec, self.spec.runner.num_envs
+        t0 = time.perf_counter()
+        try:
+            self._check(block=True)
+            k = 0
+            while not self._stop.is_set():
+                if s.max_update_lag and self.claimed_total >= s.warmup_steps and self._owed() > s.max_update_lag:
+                    tp = time.perf_counter()
+                    time.sleep(0.005)
+                    self._check(block=True)
+                    self.paused_s += time.perf_counter() - tp
+                    continue
+                start, granted = self._claim()
+                if granted == 0:
+                    break
+                for i in range(granted):
+                    if k % s.version_check_every == 0:
+                        self._check()
+                    k += 1
+                    self.runner.step(1, random=fresh and start + i * m < s.warmup_steps)
+                    if self.runner.episodes:
+                        with self._lock:
+                            self.returns.extend(r for r, _ in self.runner.episodes)
+                            self.episodes += len(self.runner.episodes)
+                        self.runner.episodes.clear()
+            self.runner.flush_all()
+            self.replay.flush()
+        finally:
+            self.t_run += time.perf_counter() - t0
+        return self.status(drain=False)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def status(self, drain: bool = True) -> dict:
+        """Counters; `drain` hands over (and forgets) the episode returns finished since the last call."""
+        with self._lock:
+            returns = self.returns
+            if drain:
+                self.returns = []
+            return {"actor_id": self.spec.runner.actor_id, "env_steps": self.runner.env_steps,
+                    "episodes": self.episodes, "returns": list(returns) if drain else [],
+                    "version": self.runner.policy_version, "segments": self.segments, "lag_sum": self.lag_sum,
+                    "lag_max": self.lag_max, "versions_used": sorted(self.versions_used),
+                    "latencies": list(self.latencies), "paused_s": self.paused_s, "run_s": self.t_run,
+                    "node_id": ray.get_runtime_context().get_node_id()}
+
+    def close(self) -> None:
+        self.runner.close()
+        self.replay.close()
+        self.budget.close()
+
+
+@ray.remote(max_concurrency=1)
+class EvaluatorActor:
+    """The evaluation role: greedy episodes with the weights it is handed (a ref resolved by Ray)."""
+
+    def __init__(self, env_id: str, obs_space, action_space, agent_cfg, episodes: int):
+        torch.set_num_threads(1)
+        from envs import register_envs
+
+        register_envs()
+        self.env_id, self.episodes = env_id, episodes
+        self.agent = Agent(obs_space, action_space, agent_cfg)
+
+    def evaluate(self, weights: dict, version: int, seed: int) -> dict:
+        self.agent.load_weights(to_torch(weights))
+        return {**evaluate(self.env_id, self.agent, self.episodes, seed), "eval_weights_version": version}

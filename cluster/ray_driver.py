@@ -1,0 +1,248 @@
+"""The Ray backend's driver: `ami train --backend ray`.
+
+Places one LearnerActor (on a GPU node when the cluster has one), one EvaluatorActor and K ActorWorkers
+(SPREAD over nodes), then watches them: progress bar, metrics.jsonl lines, evaluations every E env steps,
+checkpoints every C updates, and RUN_DIR/scale.json (written by `ami scale`) to add or remove actors while the
+run goes on. Ctrl-C stops the actors, writes the final checkpoint and summary, and stops what ami started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+import ray
+from tqdm import tqdm
+
+from actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
+from cluster.bookkeeping import RunBook
+from cluster.config import TrainConfig, resolve_agent, to_dict
+from cluster.envinfo import EnvInfo
+from cluster.rundir import RunDir
+from cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
+from cluster.services import Services
+from learner.ray_learner import LearnerActor, read_checkpoint_counters
+from memory.config import ReplayConfig
+from memory.redis_replay import RedisReplay
+
+
+def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False, progress: bool = True,
+              redis_url: str | None = None, ray_addr: str | None = None) -> dict:
+    """Train with Ray actors and a Ray learner on a Redis replay; returns the summary (also in summary.json)."""
+    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps)
+    ckpt = run.latest_checkpoint.read_bytes() if resume and run.latest_checkpoint.exists() else None
+    services = Services(redis_url, ray_addr, cfg.runtime.num_cpus).start()
+    try:
+        run.create()
+        if not resume:
+            run.write_config(to_dict(cfg, agent_cfg))
+        job = RayRun(cfg, info, run, agent_cfg, services.url, ckpt)
+        try:
+            return job.train(progress)
+        finally:
+            job.close()
+    finally:
+        services.close()
+
+
+class RayRun:
+    """One run's actors, learner and evaluator, and the loop that watches them."""
+
+    def __init__(self, cfg: TrainConfig, info: EnvInfo, run: RunDir, agent_cfg, url: str, ckpt: bytes | None):
+        r, rt = cfg.run, cfg.runtime
+        self.cfg, self.info, self.run, self.agent_cfg, self.url = cfg, info, run, agent_cfg, url
+        counters = read_checkpoint_counters(ckpt) if ckpt else None
+        self.book = RunBook(cfg, run, counters, backend="ray")
+        self.fresh = ckpt is None
+        ns = f"ami:{run.path.resolve().name}"
+        self.replay_cfg = ReplayConfig(capacity_transitions=r.replay_capacity, namespace=f"{ns}:replay",
+                                       seed=r.seed)
+        self.budget_key = f"{ns}:budget"
+        self.replay = RedisReplay(self.replay_cfg, url)  # the driver's view: sizes and counters
+        if self.fresh:
+            self.replay.clear()
+        self.inserted0 = int(self.replay.stats().get("inserted_transitions", 0))
+        self.replay.shards[0].client.set(self.budget_key, self.book.env_steps)
+        gpus = rt.learner_gpus if rt.learner_gpus >= 0 else (1.0 if ray.cluster_resources().get("GPU") else 0.0)
+        device = "cuda" if gpus > 0 else r.device
+        self.learner = LearnerActor.options(num_cpus=0, num_gpus=gpus).remote(
+            info.observation_space, info.action_space, agent_cfg, cfg.learner, self.replay_cfg, url, device,
+            r.seed, self.book.env_steps, rt.learner_chunk, ckpt)
+        self.evaluator = EvaluatorActor.options(num_cpus=0).remote(
+            r.env_id, info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
+        self.handles: dict[int, object] = {}
+        self.futures: dict[int, ray.ObjectRef] = {}
+        self.status: dict[int, dict] = {}
+        self.lstat: dict = {}
+        self.eval_pending: tuple | None = None
+        scale_file = run.path / SCALE_FILE
+        self.scale_mtime = scale_file.stat().st_mtime if scale_file.exists() else 0.0  # older requests: done
+        self.ce = cfg.learner.checkpoint_every
+        self.next_ckpt: int | None = None
+        self.scale_to(r.actors)
+
+    # ----- actors -------------------------------------------------------------------------------------------
+    def _spec(self, actor_id: int) -> ActorSpec:
+        r, rt, lc = self.cfg.run, self.cfg.runtime, self.cfg.learner
+        seed = r.seed + 7919 * actor_id + self.book.env_steps
+        runner = dataclasses.replace(self.cfg.runner, num_envs=r.envs_per_actor, seed=seed, actor_id=actor_id)
+        return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg, runner,
+                         self.replay_cfg, self.url, self.budget_key, r.steps, lc.warmup_steps,
+                         lc.updates_per_step, rt.max_update_lag, rt.version_check_every, rt.claim_steps)
+
+    def scale_to(self, k: int) -> None:
+        """Start actors up to k running ones, or stop the newest beyond k."""
+        live = sorted(self.futures)
+        for i in live[k:]:
+            self.handles[i].stop.remote()
+        next_id = max(self.handles, default=-1) + 1
+        for i in range(next_id, next_id + max(0, k - len(live))):
+            h = ActorWorker.options(num_cpus=self.cfg.runtime.actor_cpus, scheduling_strategy="SPREAD",
+                                    max_restarts=0).remote(self._spec(i), self.learner)
+            self.handles[i] = h
+            self.futures[i] = h.run.remote(self.fresh)
+
+    def _check_scale_file(self) -> None:
+        req = read_scale_request(self.run.path, self.scale_mtime)
+        if req is not None:
+            self.scale_mtime, k = req
+            self.scale_to(k)
+            self._write_running()
+
+    def _write_running(self) -> None:
+        data = {"pid": os.getpid(), "actors": len(self.futures)}
+        tmp = self.run.path / f".{RUNNING_FILE}.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.run.path / RUNNING_FILE)
+
+    # ----- the loop -----------------------------------------------------------------------------------------
+    def _poll(self) -> None:
+        if self.futures:
+            ready, _ = ray.wait(list(self.futures.values()), num_returns=len(self.futures),
+                                timeout=self.cfg.runtime.poll_s)
+            for i in [i for i, f in self.futures.items() if f in ready]:
+                ray.get(self.futures.pop(i))  # raises if the actor failed
+        ids = list(self.handles)
+        for i, st in zip(ids, ray.get([self.handles[i].status.remote() for i in ids]), strict=True):
+            self.book.add_episodes(st["returns"])
+            self.status[i] = st
+        self.lstat = ray.get(self.learner.status.remote())
+        if self.lstat["error"]:
+            raise RuntimeError(f"learner failed:\n{self.lstat['error']}")
+        self.book.env_steps = self.book.resumed_at + sum(s["env_steps"] for s in self.status.values())
+
+    def _eval(self, block: bool = False) -> None:
+        if self.eval_pending is not None:
+            fut, at, upd = self.eval_pending
+            if ray.wait([fut], timeout=None if block else 0)[0]:
+                self.book.eval_line(ray.get(fut), upd, at)
+                self.eval_pending = None
+        if self.book.eval_due() and self.eval_pending is None:
+            latest = ray.get(self.learner.latest.remote())
+            seed = self.cfg.run.seed + 10_000 + self.book.env_steps
+            fut = self.evaluator.evaluate.remote(latest["ref"], latest["version"], seed)
+            self.eval_pending = (fut, self.book.env_steps, self.lstat["updates"])
+
+    def _lag(self) -> tuple[float, int]:
+        seg = sum(s["segments"] for s in self.status.values())
+        mean = sum(s["lag_sum"] for s in self.status.values()) / seg if seg else 0.0
+        return mean, max((s["lag_max"] for s in self.status.values()), default=0)
+
+    def _save_checkpoint(self) -> None:
+        data = ray.get(self.learner.checkpoint.remote(self.book.counters()))
+        self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+        tmp = self.run.checkpoints / f".latest.pt.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, self.run.latest_checkpoint)
+
+    def train(self, progress: bool) -> dict:
+        r, book = self.cfg.run, self.book
+        self._write_running()
+        ray.get(self.learner.start.remote())
+        bar = tqdm(total=r.steps, initial=book.env_steps, disable=not progress, unit="step", dynamic_ncols=True)
+        t_prev, upd_prev, ups = time.perf_counter(), None, 0.0
+        interrupted = False
+        try:
+            while self.futures:
+                self._poll()
+                self._check_scale_file()
+                self._eval()
+                upd = self.lstat["updates"]
+                now = time.perf_counter()
+                if upd_prev is not None and now > t_prev:
+                    ups = 0.7 * ups + 0.3 * (upd - upd_prev) / (now - t_prev)
+                t_prev, upd_prev = now, upd
+                if self.next_ckpt is None:
+                    self.next_ckpt = (upd // self.ce + 1) * self.ce if self.ce else None
+                if self.next_ckpt is not None and upd >= self.next_ckpt:
+                    self._save_checkpoint()
+                    self.next_ckpt = (upd // self.ce + 1) * self.ce
+                lag_mean, _ = self._lag()
+                if book.log_due():
+                    extra = ray.get(self.learner.drain_metrics.remote())
+                    book.log_line(upd, self.lstat["version"], self.replay.size(),
+                                  {**extra, "updates_per_s": ups, "policy_lag_mean": lag_mean,
+                                   "actors": len(self.futures)})
+                bar.n = book.env_steps
+                ev = book.last_eval.get("eval_return_mean")
+                lag = self.lstat["version"] - min((s["version"] for s in self.status.values()), default=0)
+                bar.set_postfix(ep=book.episodes, eval="-" if ev is None else f"{ev:.1f}", upd_s=f"{ups:.1f}",
+                                lag=lag, refresh=True)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            bar.close()
+        return self._finish(interrupted)
+
+    def _finish(self, interrupted: bool) -> dict:
+        for h in self.handles.values():
+            h.stop.remote()
+        for i, f in list(self.futures.items()):
+            ray.get(f)
+            self.futures.pop(i)
+        self._poll()
+        if interrupted:
+            ray.get(self.learner.stop.remote())
+            self.lstat = ray.get(self.learner.status.remote())
+        else:
+            self.lstat = ray.get(self.learner.finish.remote(self.book.env_steps))
+        if self.eval_pending is not None:
+            self._eval(block=True)
+        if self.book.needs_final_eval():
+            w = ray.get(self.learner.current_weights.remote())
+            res = ray.get(self.evaluator.evaluate.remote(w["ref"], w["version"], self.cfg.run.seed + 10_000
+                                                         + self.book.env_steps))
+            self.book.eval_line(res, self.lstat["updates"])
+        self._save_checkpoint()
+        return self.book.summary(self.lstat["updates"], self.lstat["version"], self._extras(interrupted))
+
+    def _extras(self, interrupted: bool) -> dict:
+        st = self.status.values()
+        lat = [x for s in st for x in s["latencies"]]
+        lag_mean, lag_max = self._lag()
+        inserted = int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
+        wall = self.lstat["wall_s"]
+        return {"interrupted": interrupted, "actors": len(self.status),
+                "actor_env_steps": {str(i): s["env_steps"] for i, s in sorted(self.status.items())},
+                "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": self.lstat["node_id"],
+                "learner_device": self.lstat["device"], "replay_inserted_transitions": inserted,
+                "policy_lag_mean": lag_mean, "policy_lag_max": lag_max,
+                "versions_used": sorted({v for s in st for v in s["versions_used"]}),
+                "broadcast_latency_p50_ms": float(np.percentile(lat, 50) * 1e3) if lat else None,
+                "broadcast_latency_p90_ms": float(np.percentile(lat, 90) * 1e3) if lat else None,
+                "updates_per_s": self.lstat["updates"] / wall if wall else 0.0,
+                "learner_busy_fraction": self.lstat["busy_s"] / wall if wall else 0.0,
+                "actor_paused_s": sum(s["paused_s"] for s in st)}
+
+    def close(self) -> None:
+        """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""
+        for h in [*self.handles.values(), self.learner, self.evaluator]:
+            try:
+                ray.kill(h)
+            except Exception:
+                pass
+        self.replay.close()
+        (self.run.path / RUNNING_FILE).unlink(missing_ok=True)

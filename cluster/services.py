@@ -1,0 +1,99 @@
+"""Start or attach the services a Ray run needs: Ray itself and the Redis replay server.
+
+`check_addresses` runs before anything is started or written: an unreachable --redis-url or --ray-address is a
+one-line ConfigError. `Services` starts what was not given (a local Ray with num_cpus, a private
+redis-server) and on close stops exactly what it started.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+from cluster.config import ConfigError
+
+
+def ray_address(flag: str | None) -> str | None:
+    """--ray-address, else RAY_ADDRESS, else None (start a local instance)."""
+    return flag or os.environ.get("RAY_ADDRESS") or None
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    if address in ("auto", "local"):
+        return None
+    parts = urlsplit(address if "://" in address else f"ray://{address}")
+    if not parts.hostname:
+        raise ConfigError(f"invalid Ray address {address!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"invalid Ray address {address!r}") from None
+    return parts.hostname, port or (10001 if address.startswith("ray://") else 6379)
+
+
+def check_addresses(redis_url: str | None, ray_addr: str | None, timeout_s: float = 2.0) -> None:
+    """Raise ConfigError (one line) when a given Redis URL does not answer PING or a Ray address does not
+    accept a connection."""
+    if redis_url:
+        from memory.redis_replay import ReplayUnreachable, check_urls
+
+        try:
+            check_urls([redis_url], timeout_s)
+        except ReplayUnreachable as e:
+            raise ConfigError(str(e)) from None
+    if ray_addr:
+        hp = _host_port(ray_addr)
+        if hp is not None:
+            try:
+                socket.create_connection(hp, timeout=timeout_s).close()
+            except OSError as e:
+                raise ConfigError(f"cannot reach Ray at {ray_addr}: {e.strerror or e}") from None
+
+
+class Services:
+    """Ray and Redis for one run; `close()` stops only what this object started."""
+
+    def __init__(self, redis_url: str | None, ray_addr: str | None, num_cpus: int = 0):
+        self.redis_url, self.ray_addr, self.num_cpus = redis_url, ray_addr, num_cpus
+        self._server = None
+        self._owns_ray = False
+        self.url = ""
+
+    def start(self) -> Services:
+        import ray
+
+        if not ray.is_initialized():
+            kw = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
+            try:
+                if self.ray_addr:
+                    ray.init(address=self.ray_addr, **kw)
+                else:
+                    ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kw)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise ConfigError(f"cannot start or attach Ray ({self.ray_addr or 'local'}): "
+                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            self._owns_ray = True
+        if self.redis_url:
+            self.url = self.redis_url
+        else:
+            from memory.config import EmbeddedRedisConfig
+            from memory.embedded import EmbeddedRedis
+
+            self._server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=False))
+            self.url = self._server.start()
+        return self
+
+    @property
+    def owns_redis(self) -> bool:
+        return self._server is not None
+
+    def close(self) -> None:
+        import ray
+
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+            self._owns_ray = False

@@ -1,0 +1,156 @@
+"""The learner as a Ray actor: learner.Learner on a training thread, fed by the Redis replay.
+
+The training thread runs updates while `due(env_steps)` says the replay ratio allows them, where env_steps is
+the run's counter at start plus the transitions the replay received since. Every `snapshot_every` updates the
+weights (a dict of numpy arrays) are put ONCE into Ray's object store; `latest()` answers with the version and
+that reference from another thread of this actor, so actors never wait on the busy loop. Checkpoints travel as
+bytes (the driver writes them into the run directory atomically), so the learner may live on another node.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import ray
+import torch
+
+from agent.agent import Agent
+from learner.learner import Learner, LearnerConfig
+from memory.config import ReplayConfig
+from memory.redis_replay import RedisReplay
+
+
+def weights_numpy(agent: Agent) -> dict:
+    """The acting weights as numpy arrays (zero-copy readable from Ray's object store)."""
+    return {k: v.numpy() for k, v in agent.weights().items()}
+
+
+@ray.remote(max_concurrency=4)
+class LearnerActor:
+    """One Learner on one replay; a background thread trains, other calls are served concurrently."""
+
+    def __init__(self, obs_space, action_space, agent_cfg, cfg: LearnerConfig, replay_cfg: ReplayConfig,
+                 url: str, device: str, seed: int, env_steps: int = 0, chunk: int = 10,
+                 checkpoint: bytes | None = None):
+        torch.set_num_threads(1)
+        torch.manual_seed(seed)
+        self.agent = Agent(obs_space, action_space, agent_cfg, device=device)
+        self.replay = RedisReplay(replay_cfg, url)
+        self.learner = Learner(self.agent, self.replay, cfg)
+        self.cfg, self.chunk = cfg, chunk
+        if checkpoint is not None:
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "latest.pt").write_bytes(checkpoint)
+                self.learner.load_checkpoint(Path(d) / "latest.pt")
+        self._base_steps = int(env_steps)
+        self._base_inserted = self._inserted()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: str | None = None
+        self._busy_s = 0.0
+        self._replay_size = 0  # cached: the replay client belongs to the training thread
+        self._t_start = time.perf_counter()
+        self.publish_times: dict[int, float] = {}
+        self._latest: dict = {}
+        self._publish()
+
+    # ----- snapshots ----------------------------------------------------------------------------------------
+    def _publish(self) -> None:
+        ref = ray.put(weights_numpy(self.agent))
+        now = time.time()
+        self.publish_times[self.learner.version] = now
+        self._latest = {"version": self.learner.version, "ref": ref, "published_at": now,
+                        "updates": self.learner.updates}
+
+    def latest(self) -> dict:
+        """{version, ref (ObjectRef of the weights), published_at, updates}: never waits on training."""
+        return {**self._latest, "updates": self.learner.updates}
+
+    def current_weights(self) -> dict:
+        """The weights right now (not a new version), for the final evaluation."""
+        with self._lock:
+            return {"version": self.learner.version, "ref": ray.put(weights_numpy(self.agent))}
+
+    # ----- training -----------------------------------------------------------------------------------------
+    def _inserted(self) -> int:
+        return int(self.replay.stats().get("inserted_transitions", 0))
+
+    def env_steps(self) -> int:
+        return self._base_steps + self._inserted() - self._base_inserted
+
+    def _train_owed(self, env_steps: int, limit: int | None = None) -> int:
+        due = self.learner.due(env_steps)
+        if limit is not None:
+            due = min(due, limit)
+        if due:
+            self._replay_size = self.replay.size()
+        if not due or self._replay_size < self.cfg.batch_size:
+            return 0
+        t0 = time.perf_counter()
+        with self._lock:
+            published = self.learner.train(due)
+            if published:
+                self._publish()
+        self._busy_s += time.perf_counter() - t0
+        return due
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                if not self._train_owed(self.env_steps(), self.chunk):
+                    self._stop.wait(0.01)
+        except Exception:  # surfaced through status(); the driver stops the run
+            self._error = traceback.format_exc(limit=6)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="ami-learner", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def finish(self, env_steps: int, max_s: float = 120.0) -> dict:
+        """Stop the loop, then run the updates still owed at the run's final env steps (bounded in time)."""
+        self.stop()
+        deadline = time.perf_counter() + max_s
+        while time.perf_counter() < deadline and self._train_owed(env_steps, self.chunk):
+            pass
+        return self.status()
+
+    def status(self) -> dict:
+        wall = time.perf_counter() - self._t_start
+        return {"updates": self.learner.updates, "version": self.learner.version, "error": self._error,
+                "busy_s": self._busy_s, "wall_s": wall, "replay_size": self._replay_size,
+                "device": str(self.agent.device), "node_id": ray.get_runtime_context().get_node_id()}
+
+    def drain_metrics(self) -> dict:
+        with self._lock:
+            return self.learner.drain_metrics()
+
+    def publish_log(self) -> dict[int, float]:
+        return dict(self.publish_times)
+
+    def checkpoint(self, counters: dict) -> bytes:
+        """The learner state (model, optimisers, targets, counters) as the bytes of a checkpoint file."""
+        with self._lock, tempfile.TemporaryDirectory() as d:
+            path = self.learner.save_checkpoint(Path(d), counters)
+            return path.read_bytes()
+
+    def close(self) -> None:
+        self.stop()
+        self.replay.close()
+
+
+def read_checkpoint_counters(data: bytes) -> dict:
+    """Counters of a checkpoint's bytes (weights_only load)."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["counters"]
