@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from agent.agent import Agent
+from agent.perception import flatten_columns
 from agent.short_term import ShortTermMemory
 from memory.core import Segment, SegmentMeta
 
@@ -70,9 +71,9 @@ class EpisodeRunner:
             if done.any():
                 final = _with_final_obs(nxt, info, done)
             for i in range(self.cfg.num_envs):
-                self._buf[i].append({"obs": _row(self.obs, i), "action": np.asarray(action[i]),
+                self._buf[i].append({**flatten_columns("obs", _row(self.obs, i)), "action": np.asarray(action[i]),
                                      "reward": np.float32(reward[i]), "terminated": bool(term[i]),
-                                     "truncated": bool(trunc[i]), "next_obs": _row(final, i)})
+                                     "truncated": bool(trunc[i]), **flatten_columns("next_obs", _row(final, i))})
                 self._ret[i] += reward[i]
                 self._len[i] += 1
                 if done[i] or len(self._buf[i]) >= self.cfg.segment_length:

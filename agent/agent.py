@@ -76,6 +76,11 @@ class Agent(torch.nn.Module):
         self.planner = Planner(cfg.planner, self.action)
         self.device = torch.device(device)
         self.to(self.device)
+        if cfg.compile:
+            # in place (nn.Module.compile), so state_dict keys and snapshots stay the same
+            for m in (self.world_model.encoder, self.world_model.predictor, self.world_model.done_head,
+                      self.cost.task_head, *self.critic.members, self.policy.net):
+                m.compile()
         self._updater = None  # built on first update: acting-only copies never need optimisers
 
     # ----- acting -------------------------------------------------------------------------------------------

@@ -138,3 +138,5 @@ class AgentConfig:
     """Planner and mode-1."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Update step."""
+    compile: bool = False
+    """torch.compile every network in place (pays off on GPU learners; minutes of warm-up on CPU)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -30,17 +31,17 @@ class VectorEncoder(nn.Module):
 
 
 class ImageEncoder(nn.Module):
-    """uint8 HWC image -> features: a small strided CNN (64x64 -> 4x4)."""
+    """uint8 HWC image -> features: a small strided CNN (64x64 -> 8x8; padded, so small images work too)."""
 
     def __init__(self, space: spaces.Box, cfg: EncoderConfig, out: int):
         super().__init__()
         h, w, c = space.shape
         ch = cfg.cnn_channels
         self.conv = nn.Sequential(
-            nn.Conv2d(c, ch, 4, stride=2), nn.SiLU(),
-            nn.Conv2d(ch, ch, 4, stride=2), nn.SiLU(),
-            nn.Conv2d(ch, ch, 3, stride=2), nn.SiLU(),
-            nn.Conv2d(ch, ch, 3, stride=1), nn.SiLU(),
+            nn.Conv2d(c, ch, 4, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(ch, ch, 4, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(ch, ch, 3, stride=1, padding=1), nn.SiLU(),
             nn.Flatten(),
         )
         with torch.no_grad():
@@ -60,7 +61,8 @@ class DictEncoder(nn.Module):
     def __init__(self, space: spaces.Dict, cfg: EncoderConfig, out: int):
         super().__init__()
         self.keys = sorted(space.spaces)
-        self.parts = nn.ModuleDict({k: make_encoder(space.spaces[k], cfg, cfg.hidden) for k in self.keys})
+        auto = dataclasses.replace(cfg, kind="auto")  # each key gets the encoder its own space calls for
+        self.parts = nn.ModuleDict({k: make_encoder(space.spaces[k], auto, cfg.hidden) for k in self.keys})
         self.mix = nn.Sequential(nn.SiLU(), nn.Linear(cfg.hidden * len(self.keys), out))
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -81,6 +83,24 @@ def make_encoder(space: spaces.Space, cfg: EncoderConfig, out: int) -> nn.Module
     if kind == "mlp":
         return VectorEncoder(space, cfg, out)
     raise ValueError(f"unknown encoder kind {cfg.kind!r}")
+
+
+def column(batch: dict, name: str):
+    """batch[name], or the Dict observation stored flat as columns 'name.key' (replay columns are arrays)."""
+    if name in batch:
+        return batch[name]
+    prefix = name + "."
+    parts = {k[len(prefix):]: v for k, v in batch.items() if k.startswith(prefix)}
+    if not parts:
+        raise KeyError(name)
+    return parts
+
+
+def flatten_columns(name: str, value) -> dict:
+    """{name: array} or, for a Dict observation, {'name.key': array, ...}."""
+    if isinstance(value, dict):
+        return {f"{name}.{k}": v for k, v in value.items()}
+    return {name: value}
 
 
 def obs_to_tensor(obs, device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:

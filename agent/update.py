@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
 from agent.nets import symlog
-from agent.perception import obs_to_tensor
+from agent.perception import column, obs_to_tensor
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -75,8 +75,8 @@ class Updater:
         wm = ag.world_model
         mask = torch.as_tensor(batch["mask"], device=dev).float()
         b, w = mask.shape
-        obs = obs_to_tensor(batch["obs"], dev)
-        next_obs = obs_to_tensor(batch["next_obs"], dev)
+        obs = obs_to_tensor(column(batch, "obs"), dev)
+        next_obs = obs_to_tensor(column(batch, "next_obs"), dev)
         act = ag.action.to_model(batch["action"], dev)
         env_cost = -torch.as_tensor(batch["reward"], device=dev).float()
         term = torch.as_tensor(batch["terminated"], device=dev).float()

@@ -15,7 +15,8 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 
-# Columns every segment carries. Extra columns (e.g. "goal", "plan_action") are allowed and travel untouched.
+# Columns every segment carries (obs/next_obs may be split into 'obs.<key>' columns for Dict observations).
+# Extra columns (e.g. "plan_action") are allowed and travel untouched.
 REQUIRED_COLUMNS = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
 
 
@@ -51,7 +52,9 @@ class Segment:
 
     def validate(self) -> None:
         """Raise ValueError if columns are missing or of unequal length."""
-        missing = [c for c in REQUIRED_COLUMNS if c not in self.data]
+        # a Dict observation travels flat, as columns 'obs.<key>' / 'next_obs.<key>'
+        missing = [c for c in REQUIRED_COLUMNS
+                   if c not in self.data and not any(k.startswith(c + ".") for k in self.data)]
         if missing:
             raise ValueError(f"segment lacks columns {missing}")
         n = len(self)

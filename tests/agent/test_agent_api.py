@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+from agent.agent import Agent
 from agent.configurator import ComputeBudget, Configurator, configure, plan_config
 from agent.short_term import ShortTermMemory
 from tests.agent.helpers import batch_dict, random_replay, tiny_agent
@@ -74,3 +77,13 @@ def test_configurator_modulates_under_time_pressure() -> None:
     for _ in range(10):
         back = conf.modulate(0.001)
     assert back == base
+
+
+def test_compile_is_optional_and_keeps_weight_names() -> None:
+    env = gym.make("Pendulum-v1")
+    cfg = configure(env.observation_space, env.action_space)
+    plain = Agent(env.observation_space, env.action_space, cfg)
+    compiled = Agent(env.observation_space, env.action_space, dataclasses.replace(cfg, compile=True))
+    assert compiled.world_model.predictor._compiled_call_impl is not None
+    assert plain.world_model.predictor._compiled_call_impl is None
+    assert compiled.state_dict().keys() == plain.state_dict().keys()  # snapshots interchange
