@@ -11,7 +11,8 @@ Discovery (the driver): `Discovery` keeps the set of live targets and publishes 
   found, and a run's file disappears when the run ends. This is the default on one machine or a Ray head
   node, exactly like Ray's own `/tmp/ray/prom_metrics_service_discovery.json`.
 - http_sd: the same list as JSON at `GET /sd` on the driver's endpoint (`--metrics-port`), for a Prometheus
-  that does not share the driver's filesystem (Kubernetes: `deploy/k8s/prometheus.yaml`).
+  that does not share the driver's filesystem (Kubernetes:
+  `deploy/k8s/monitoring.yaml`, `deploy/prometheus/prometheus-k8s.yml`).
 """
 
 from __future__ import annotations
