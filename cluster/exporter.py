@@ -119,7 +119,8 @@ class Exporter:
         self.server = server_cls((cfg.bind_host, cfg.port), Handler)
         self.port = int(self.server.server_address[1])
         self.host = cfg.advertise_host or node_ip(cfg.bind_host)
-        self._thread = threading.Thread(target=self.server.serve_forever, name="ami-metrics", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), name="ami-metrics",
+                                        daemon=True)
         self._thread.start()
 
     def close(self) -> None:
