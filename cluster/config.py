@@ -32,8 +32,8 @@ class RunConfig:
     """Total env steps to collect."""
     seed: int = 0
     """Seed of torch, numpy, envs and replay sampling."""
-    backend: str = "inline"
-    """'inline': actor and learner alternate in this process; 'ray': distributed actors and learner."""
+    backend: str = "ray"
+    """'ray' (default): Ray actors + Ray learner on a Redis replay; 'inline': one process, no services."""
     actors: int = 1
     """Actor processes (Ray backend)."""
     envs_per_actor: int = 1

@@ -1,7 +1,7 @@
 """The Ray backend's driver: `ami train --backend ray`.
 
 Places one LearnerActor (on a GPU node when the cluster has one), one EvaluatorActor and K ActorWorkers
-(SPREAD over nodes), then watches them: progress bar, metrics.jsonl lines, evaluations every E env steps,
+(spread round-robin over nodes), then watches them: progress bar, metrics.jsonl lines, evaluations every E env steps,
 checkpoints every C updates, and RUN_DIR/scale.json (written by `ami scale`) to add or remove actors while the
 run goes on. Ctrl-C stops the actors, writes the final checkpoint and summary, and stops what ami started.
 """
@@ -9,12 +9,14 @@ run goes on. Ctrl-C stops the actors, writes the final checkpoint and summary, a
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
 
 import numpy as np
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
 
 from actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
@@ -57,7 +59,8 @@ class RayRun:
         counters = read_checkpoint_counters(ckpt) if ckpt else None
         self.book = RunBook(cfg, run, counters, backend="ray")
         self.fresh = ckpt is None
-        ns = f"ami:{run.path.resolve().name}"
+        path = run.path.resolve()  # one replay namespace per run directory
+        ns = f"ami:{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
         self.replay_cfg = ReplayConfig(capacity_transitions=r.replay_capacity, namespace=f"{ns}:replay",
                                        seed=r.seed)
         self.budget_key = f"{ns}:budget"
@@ -100,10 +103,19 @@ class RayRun:
             self.handles[i].stop.remote()
         next_id = max(self.handles, default=-1) + 1
         for i in range(next_id, next_id + max(0, k - len(live))):
-            h = ActorWorker.options(num_cpus=self.cfg.runtime.actor_cpus, scheduling_strategy="SPREAD",
+            h = ActorWorker.options(num_cpus=self.cfg.runtime.actor_cpus, scheduling_strategy=self._place(i),
                                     max_restarts=0).remote(self._spec(i), self.learner)
             self.handles[i] = h
             self.futures[i] = h.run.remote(self.fresh)
+
+    def _place(self, i: int):
+        """Actor i goes to alive node i mod N. Ray's own SPREAD is best effort and packed both actors of a
+        2-node test cluster onto one node now and then. Actors that reserve CPUs may go elsewhere (soft) when
+        their node is full; zero-CPU actors always fit, so they are pinned."""
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+        if len(nodes) < 2:
+            return "SPREAD"
+        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=self.cfg.runtime.actor_cpus > 0)
 
     def _check_scale_file(self) -> None:
         req = read_scale_request(self.run.path, self.scale_mtime)

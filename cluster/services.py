@@ -69,7 +69,7 @@ class Services:
                 if self.ray_addr:
                     ray.init(address=self.ray_addr, **kw)
                 else:
-                    ray.init(num_cpus=self.num_cpus or os.cpu_count(), **kw)
+                    ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), **kw)  # a new one
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise ConfigError(f"cannot start or attach Ray ({self.ray_addr or 'local'}): "
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None

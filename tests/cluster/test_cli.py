@@ -39,7 +39,8 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
 
 
-TINY = ["--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300", "run.eval_episodes=2",
+TINY = ["--backend", "inline", "--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300",
+        "run.eval_episodes=2",
         "run.log_every=150", "learner.warmup_steps=150", "learner.batch_size=32", "learner.snapshot_every=20",
         "learner.checkpoint_every=100", "agent.world_model.hidden=32", "agent.encoder.hidden=32",
         "agent.planner.samples=16", "agent.planner.iterations=1"]
