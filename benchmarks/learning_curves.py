@@ -23,8 +23,8 @@ CHECKPOINTS = (5000, 10000, 20000)
 
 def run_one(env_id: str, seed: int, out: Path, extra: list[str]) -> dict:
     run_dir = out / f"{env_id}-s{seed}"
-    cmd = [sys.executable, "-m", "cluster.cli", "train", "--env", env_id, "--seed", str(seed), "--steps",
-           str(max(CHECKPOINTS)), "--run-dir", str(run_dir), "--no-progress", "run.eval_every=5000",
+    cmd = [sys.executable, "-m", "cluster.cli", "train", "--backend", "inline", "--env", env_id, "--seed", str(seed),
+           "--steps", str(max(CHECKPOINTS)), "--run-dir", str(run_dir), "--no-progress", "run.eval_every=5000",
            "run.eval_episodes=10", *extra]
     t = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
