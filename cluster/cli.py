@@ -116,7 +116,13 @@ def _scale(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        a = _parser().parse_args(argv)
+        p = _parser()
+        a, extra = p.parse_known_args(argv)
+        if a.cmd == "train":  # key=value overrides may sit anywhere between the flags
+            a.overrides += [x for x in extra if "=" in x and not x.startswith("-")]
+            extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
+        if extra:
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
         return {"train": _train, "eval": _eval, "report": _report, "scale": _scale}[a.cmd](a)
     except ConfigError as e:
         print(f"ami: error: {e}", file=sys.stderr)

@@ -247,7 +247,9 @@ class RayRun:
                 "broadcast_latency_p90_ms": float(np.percentile(lat, 90) * 1e3) if lat else None,
                 "updates_per_s": self.lstat["updates"] / wall if wall else 0.0,
                 "learner_busy_fraction": self.lstat["busy_s"] / wall if wall else 0.0,
-                "actor_paused_s": sum(s["paused_s"] for s in st)}
+                "actor_paused_s": sum(s["paused_s"] for s in st),
+                "env_steps_per_s": sum(s["env_steps"] for s in st) / max([s["run_s"] for s in st] or [1.0]),
+                "weights_mb": self.lstat.get("weights_mb")}
 
     def close(self) -> None:
         """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""

@@ -62,7 +62,9 @@ class LearnerActor:
 
     # ----- snapshots ----------------------------------------------------------------------------------------
     def _publish(self) -> None:
-        ref = ray.put(weights_numpy(self.agent))
+        w = weights_numpy(self.agent)
+        self._weights_mb = sum(v.nbytes for v in w.values()) / 1e6
+        ref = ray.put(w)
         now = time.time()
         self.publish_times[self.learner.version] = now
         self._latest = {"version": self.learner.version, "ref": ref, "published_at": now,
@@ -131,7 +133,8 @@ class LearnerActor:
         wall = time.perf_counter() - self._t_start
         return {"updates": self.learner.updates, "version": self.learner.version, "error": self._error,
                 "busy_s": self._busy_s, "wall_s": wall, "replay_size": self._replay_size,
-                "device": str(self.agent.device), "node_id": ray.get_runtime_context().get_node_id()}
+                "device": str(self.agent.device), "weights_mb": self._weights_mb,
+                "node_id": ray.get_runtime_context().get_node_id()}
 
     def drain_metrics(self) -> dict:
         with self._lock:
