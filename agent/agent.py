@@ -87,11 +87,7 @@ class Agent(torch.nn.Module):
     def value(self, s: torch.Tensor) -> torch.Tensor:
         """Cost-to-go V(s) = Q(s, pi(s)); the exact expectation over actions for Discrete."""
         if self.action.discrete:
-            n = self.action.dim
-            p = self.policy.probs(s)
-            eye = torch.eye(n, device=s.device)
-            q = self.critic(s[..., None, :].expand(*s.shape[:-1], n, s.shape[-1]), eye.expand(*s.shape[:-1], n, n))
-            return (p * q).sum(-1)
+            return (self.policy.probs(s) * self.critic.every_action(s, self.action.dim)).sum(-1)
         return self.critic(s, self.policy.sample(s, greedy=True)[0])
 
     def set_planner(self, cfg: PlannerConfig) -> None:

@@ -78,5 +78,11 @@ class Critic(nn.Module):
         x = torch.cat([s, a], -1)
         return torch.stack([self.decode_value(m(x).squeeze(-1)) for m in self.targets]).max(0).values
 
+    def every_action(self, s: torch.Tensor, n: int, target: bool = False) -> torch.Tensor:
+        """Discrete spaces: Q of each of the n one-hot actions, [..., n] (the target ensemble if `target`)."""
+        eye = torch.eye(n, device=s.device).expand(*s.shape[:-1], n, n)
+        s = s[..., None, :].expand(*s.shape[:-1], n, s.shape[-1])
+        return self.target(s, eye) if target else self(s, eye)
+
     def update_targets(self) -> None:
         ema_(self.targets, self.members, self.cfg.tau)

@@ -139,11 +139,7 @@ class Updater:
         """V_target(s') for the TD target: target critic at the current mode-1 policy."""
         ag = self.agent
         if ag.action.discrete:
-            n = ag.action.dim
-            p = ag.policy.probs(s)
-            eye = torch.eye(n, device=s.device)
-            q = ag.critic.target(s[:, None].expand(-1, n, -1), eye.expand(s.shape[0], n, n))
-            return (p * q).sum(-1)
+            return (ag.policy.probs(s) * ag.critic.every_action(s, ag.action.dim, target=True)).sum(-1)
         a, _ = ag.policy.sample(s)
         return ag.critic.target(s, a)
 
@@ -152,9 +148,7 @@ class Updater:
         s = zs.reshape(-1, zs.shape[-1])
         m = mask.reshape(-1)
         if ag.action.discrete:
-            n = ag.action.dim
-            eye = torch.eye(n, device=s.device)
-            q = ag.critic(s[:, None].expand(-1, n, -1), eye.expand(s.shape[0], n, n)).detach()
+            q = ag.critic.every_action(s, ag.action.dim).detach()
             logits = ag.policy.net(s)
             p, logp = F.softmax(logits, -1), F.log_softmax(logits, -1)
             expected = (p * q).sum(-1)
