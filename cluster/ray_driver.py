@@ -81,6 +81,7 @@ class RayRun:
         self.status: dict[int, dict] = {}
         self.lstat: dict = {}
         self.eval_pending: tuple | None = None
+        self.lag_samples: list[int] = []
         scale_file = run.path / SCALE_FILE
         self.scale_mtime = scale_file.stat().st_mtime if scale_file.exists() else 0.0  # older requests: done
         self.ce = cfg.learner.checkpoint_every
@@ -145,6 +146,8 @@ class RayRun:
         if self.lstat["error"]:
             raise RuntimeError(f"learner failed:\n{self.lstat['error']}")
         self.book.env_steps = self.book.resumed_at + sum(s["env_steps"] for s in self.status.values())
+        for i in self.futures:  # policy lag, sampled: versions the acting weights are behind the learner's
+            self.lag_samples.append(max(0, self.lstat["version"] - self.status[i]["version"]))
 
     def _eval(self, block: bool = False) -> None:
         if self.eval_pending is not None:
@@ -159,9 +162,14 @@ class RayRun:
             self.eval_pending = (fut, self.book.env_steps, self.lstat["updates"])
 
     def _lag(self) -> tuple[float, int]:
+        """Policy lag (mean, max) sampled at every poll: learner version minus each running actor's version."""
+        lag = self.lag_samples
+        return (float(np.mean(lag)), int(max(lag))) if lag else (0.0, 0)
+
+    def _segment_lag(self) -> float:
+        """Mean over stored segments of (newest version the actor knew of - version that acted)."""
         seg = sum(s["segments"] for s in self.status.values())
-        mean = sum(s["lag_sum"] for s in self.status.values()) / seg if seg else 0.0
-        return mean, max((s["lag_max"] for s in self.status.values()), default=0)
+        return sum(s["lag_sum"] for s in self.status.values()) / seg if seg else 0.0
 
     def _save_checkpoint(self) -> None:
         data = ray.get(self.learner.checkpoint.remote(self.book.counters()))
@@ -241,7 +249,7 @@ class RayRun:
                 "actor_env_steps": {str(i): s["env_steps"] for i, s in sorted(self.status.items())},
                 "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": self.lstat["node_id"],
                 "learner_device": self.lstat["device"], "replay_inserted_transitions": inserted,
-                "policy_lag_mean": lag_mean, "policy_lag_max": lag_max,
+                "policy_lag_mean": lag_mean, "policy_lag_max": lag_max, "segment_lag_mean": self._segment_lag(),
                 "versions_used": sorted({v for s in st for v in s["versions_used"]}),
                 "broadcast_latency_p50_ms": float(np.percentile(lat, 50) * 1e3) if lat else None,
                 "broadcast_latency_p90_ms": float(np.percentile(lat, 90) * 1e3) if lat else None,
