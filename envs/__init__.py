@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-ENV_IDS = ("ami/Bimodal-v0",)
+_ENTRIES = {
+    "ami/Bimodal-v0": ("envs.bimodal:BimodalEnv", {}, None),
+    "ami/TwoRooms-v0": ("envs.rooms:PointRoomsEnv", {}, 100),
+    "ami/TwoRoomsPixels-v0": ("envs.rooms:PointRoomsEnv", {"pixels": True}, 100),
+    "ami/FourRooms-v0": ("envs.maze:FourRoomsEnv", {}, 300),
+    "ami/FourRoomsPixels-v0": ("envs.maze:FourRoomsEnv", {"pixels": True}, 300),
+}
+ENV_IDS = tuple(_ENTRIES)
+
+GOAL_ENV_IDS = ("ami/TwoRooms-v0", "ami/TwoRoomsPixels-v0", "ami/FourRooms-v0", "ami/FourRoomsPixels-v0")
+"""Goal-reaching envs: Dict observations {'observation', 'goal'}, info['is_success']; train with task='goal'."""
 
 
 def register_envs() -> None:
     """Register every built-in id with gymnasium (idempotent)."""
     import gymnasium as gym
 
-    if "ami/Bimodal-v0" not in gym.registry:
-        gym.register("ami/Bimodal-v0", entry_point="envs.bimodal:BimodalEnv")
+    for env_id, (entry, kwargs, limit) in _ENTRIES.items():
+        if env_id not in gym.registry:
+            # the spec's time limit is what the configurator reads as the episode length
+            gym.register(env_id, entry_point=entry, kwargs=kwargs, max_episode_steps=limit)
