@@ -14,7 +14,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,9 +25,11 @@ def run_one(env_id: str, seed: int, out: Path, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "cluster.cli", "train", "--backend", "inline", "--env", env_id, "--seed", str(seed),
            "--steps", str(max(CHECKPOINTS)), "--run-dir", str(run_dir), "--no-progress", "run.eval_every=5000",
            "run.eval_episodes=10", *extra]
-    t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t
+    summary = run_dir / "summary.json"
+    done = summary.exists() and json.loads(summary.read_text())["env_steps"] >= max(CHECKPOINTS)
+    if not done:  # a finished run in --out is reused, so an interrupted benchmark can be completed
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = json.loads(summary.read_text())["wall_seconds"]
     evals = {}
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         m = json.loads(line)
