@@ -22,6 +22,7 @@ import torch
 
 from actors.runner import EpisodeRunner, RunnerConfig, evaluate
 from agent.agent import Agent
+from cluster.exporter import ExporterConfig, start_process_metrics
 from memory.config import ReplayConfig
 from memory.core import Segment
 from memory.redis_replay import RedisReplay
@@ -59,6 +60,22 @@ class ActorSpec:
     """Vector steps between version checks."""
     claim_steps: int
     """Vector steps claimed from the budget at once."""
+    metrics_bind: str = "0.0.0.0"
+    """Interface of the actor's /metrics endpoint (127.0.0.1 when ami started Ray on this machine)."""
+
+
+class TimedAgent:
+    """The agent as the runner sees it: every act() is timed and its planned cost recorded in the metrics."""
+
+    def __init__(self, agent: Agent, metrics):
+        self.agent, self.metrics = agent, metrics
+
+    def act(self, obs, short_term, explore: bool = True):
+        t0 = time.perf_counter()
+        out = self.agent.act(obs, short_term, explore)
+        cost = short_term.history[-1][2] if short_term.history else None
+        self.metrics.plan(time.perf_counter() - t0, None if cost is None else float(cost.float().mean()))
+        return out
 
 
 def to_torch(weights: dict) -> dict:
@@ -81,7 +98,9 @@ class ActorWorker:
         self.agent = Agent(spec.obs_space, spec.action_space, spec.agent_cfg)
         self.replay = RedisReplay(spec.replay, spec.url)
         self.budget = redis.Redis.from_url(spec.url)
-        self.runner = EpisodeRunner(spec.env_id, self.agent, spec.runner, self._sink)
+        self.pm = start_process_metrics("actor", spec.env_id, spec.runner.actor_id,
+                                        ExporterConfig(bind_host=spec.metrics_bind))
+        self.runner = EpisodeRunner(spec.env_id, TimedAgent(self.agent, self.pm.actor), spec.runner, self._sink)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending = None  # in-flight latest() call
@@ -97,6 +116,11 @@ class ActorWorker:
         self.latencies: list[float] = []  # publish -> acting, seconds
         self.paused_s = 0.0
         self.t_run = 0.0
+        self._t_replay = 0.0
+
+    def metrics_target(self) -> dict:
+        """Where this process serves /metrics (host, port, labels), for the driver's discovery."""
+        return self.pm.target.to_dict()
 
     # ----- weights ------------------------------------------------------------------------------------------
     def _check(self, block: bool = False) -> None:
@@ -104,7 +128,14 @@ class ActorWorker:
             self._pending = self.learner.latest.remote()
         ready, _ = ray.wait([self._pending], timeout=None if block else 0)
         if ready:
-            info, self._pending = ray.get(self._pending), None
+            try:
+                info = ray.get(self._pending)
+            except ray.exceptions.RayError:  # the learner died; Ray restarts it, ask again next time
+                self._pending = None
+                return
+            self._pending = None
+            if info["version"] < int(self.known["version"]):  # a restarted learner not yet restored: ignore
+                return
             self.known = info
             if info["version"] > self.runner.policy_version and (
                     self._fetch is None or info["version"] > self._fetch["version"]):
@@ -112,13 +143,23 @@ class ActorWorker:
         if self._fetch is not None:
             ref = self._fetch["ref"]
             if ray.wait([ref], timeout=None if block else 0, fetch_local=True)[0]:
-                self.agent.load_weights(to_torch(ray.get(ref)))
+                try:
+                    weights = ray.get(ref)
+                except ray.exceptions.RayError:  # its owner (a dead learner) is gone: wait for the next version
+                    self._fetch = None
+                    return
+                self.agent.load_weights(to_torch(weights))
                 self.runner.policy_version = self._fetch["version"]
-                self.latencies.append(time.time() - self._fetch["published_at"])
+                latency = time.time() - self._fetch["published_at"]
+                self.latencies.append(latency)
                 self._fetch = None
+                self.pm.actor.weights(self.runner.policy_version, int(self.known["version"]), latency)
+                return
+        self.pm.actor.weights(self.runner.policy_version, int(self.known["version"]))
 
     def _sink(self, segment: Segment) -> None:
         self.replay.add(segment)
+        self.pm.actor.segment()
         lag = max(0, int(self.known["version"]) - segment.meta.policy_version)
         with self._lock:
             self.segments += 1
@@ -153,6 +194,7 @@ class ActorWorker:
                     time.sleep(0.005)
                     self._check(block=True)
                     self.paused_s += time.perf_counter() - tp
+                    self.pm.actor.paused(time.perf_counter() - tp)
                     continue
                 start, granted = self._claim()
                 if granted == 0:
@@ -162,16 +204,25 @@ class ActorWorker:
                         self._check()
                     k += 1
                     self.runner.step(1, random=fresh and start + i * m < s.warmup_steps)
+                    self.pm.actor.step(m)
                     if self.runner.episodes:
+                        self.pm.actor.episodes(self.runner.episodes)
                         with self._lock:
                             self.returns.extend(r for r, _ in self.runner.episodes)
                             self.episodes += len(self.runner.episodes)
                         self.runner.episodes.clear()
+                    self._observe_replay()
             self.runner.flush_all()
             self.replay.flush()
         finally:
             self.t_run += time.perf_counter() - t0
         return self.status(drain=False)
+
+    def _observe_replay(self, every_s: float = 2.0) -> None:
+        now = time.perf_counter()
+        if now - self._t_replay >= every_s:
+            self._t_replay = now
+            self.pm.replay.observe_client(self.replay.stats())
 
     def stop(self) -> None:
         self._stop.set()
@@ -193,6 +244,7 @@ class ActorWorker:
         self.runner.close()
         self.replay.close()
         self.budget.close()
+        self.pm.close()
 
 
 @ray.remote(max_concurrency=1)

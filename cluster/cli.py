@@ -83,7 +83,7 @@ def _train(a: argparse.Namespace) -> int:
         addr = ray_address(a.ray_address)
         check_addresses(a.redis_url, addr)
         summary = train_ray(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
-                            redis_url=a.redis_url, ray_addr=addr)
+                            redis_url=a.redis_url, ray_addr=addr, metrics_port=a.metrics_port)
     else:
         from cluster.inline import train_inline
 

@@ -77,6 +77,11 @@ class RuntimeConfig:
     """Updates the learner runs between two looks at the replay's insert counter."""
     poll_s: float = 0.25
     """Seconds between the driver's looks at actors, learner, evaluation and the scale file."""
+    max_restarts: int = 3
+    """Times Ray restarts a crashed actor or learner process (the driver then resumes its work)."""
+    redis_aof: bool = True
+    """The private redis-server keeps an append-only file (fsync every second), so a crashed server comes
+    back, restarted by the driver, with all but the last second of inserts."""
 
 
 @dataclass(frozen=True)

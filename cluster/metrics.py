@@ -112,7 +112,12 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("ami_driver_evals_total", "counter", "Evaluations finished.", RUN),
     _m("ami_driver_discovery_targets", "gauge", "Targets in the discovery file (processes exporting metrics).",
        RUN),
+    _m("ami_driver_restarts_total", "counter", "Crashed processes brought back (process: actor, learner, redis).",
+       (*RUN, "process")),
 )
+
+RESTARTABLE = ("actor", "learner", "redis")
+"""Values of the `process` label of ami_driver_restarts_total."""
 
 SPECS: dict[str, MetricSpec] = {s.name: s for s in CATALOG}
 """CATALOG by name."""
@@ -292,6 +297,12 @@ class DriverMetrics:
     def __init__(self, ms: MetricSet):
         self.ms = ms
         ms.touch("ami_driver_evals_total")
+        for proc in RESTARTABLE:
+            ms.metric("ami_driver_restarts_total", process=proc)
+
+    def restarted(self, process: str) -> None:
+        """After a crashed process (actor, learner or redis) was brought back."""
+        self.ms.metric("ami_driver_restarts_total", process=process).inc()
 
     def progress(self, env_steps: int, target_steps: int, episodes: int, updates_per_s: float,
                  live_actors: int) -> None:

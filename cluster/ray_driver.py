@@ -23,6 +23,8 @@ from actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
 from cluster.bookkeeping import RunBook
 from cluster.config import TrainConfig, resolve_agent, to_dict
 from cluster.envinfo import EnvInfo
+from cluster.observe import RunObserver
+from cluster.recovery import Recovery
 from cluster.rundir import RunDir
 from cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from cluster.services import Services
@@ -32,16 +34,16 @@ from memory.redis_replay import RedisReplay
 
 
 def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False, progress: bool = True,
-              redis_url: str | None = None, ray_addr: str | None = None) -> dict:
+              redis_url: str | None = None, ray_addr: str | None = None, metrics_port: int | None = None) -> dict:
     """Train with Ray actors and a Ray learner on a Redis replay; returns the summary (also in summary.json)."""
     agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps)
     ckpt = run.latest_checkpoint.read_bytes() if resume and run.latest_checkpoint.exists() else None
-    services = Services(redis_url, ray_addr, cfg.runtime.num_cpus).start()
+    services = Services(redis_url, ray_addr, cfg.runtime.num_cpus, cfg.runtime.redis_aof).start()
     try:
         run.create()
         if not resume:
             run.write_config(to_dict(cfg, agent_cfg))
-        job = RayRun(cfg, info, run, agent_cfg, services.url, ckpt)
+        job = RayRun(cfg, info, run, agent_cfg, services, ckpt, metrics_port)
         try:
             return job.train(progress)
         finally:
@@ -50,12 +52,16 @@ def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False
         services.close()
 
 
-class RayRun:
+class RayRun(Recovery):
     """One run's actors, learner and evaluator, and the loop that watches them."""
 
-    def __init__(self, cfg: TrainConfig, info: EnvInfo, run: RunDir, agent_cfg, url: str, ckpt: bytes | None):
+    def __init__(self, cfg: TrainConfig, info: EnvInfo, run: RunDir, agent_cfg, services: Services,
+                 ckpt: bytes | None, metrics_port: int | None = None):
         r, rt = cfg.run, cfg.runtime
+        url = services.url
         self.cfg, self.info, self.run, self.agent_cfg, self.url = cfg, info, run, agent_cfg, url
+        self.services, self.ckpt0 = services, ckpt
+        self.obs = RunObserver(run.path.name, r.env_id, metrics_port, services.metrics_bind)
         counters = read_checkpoint_counters(ckpt) if ckpt else None
         self.book = RunBook(cfg, run, counters, backend="ray")
         self.fresh = ckpt is None
@@ -69,11 +75,18 @@ class RayRun:
             self.replay.clear()
         self.inserted0 = int(self.replay.stats().get("inserted_transitions", 0))
         self.replay.shards[0].client.set(self.budget_key, self.book.env_steps)
+        version_key = f"{ns}:version"  # the highest weights version ever published (a restarted learner goes on)
+        self.replay.shards[0].client.set(version_key, counters["version"] if counters else 0)
         gpus = rt.learner_gpus if rt.learner_gpus >= 0 else (1.0 if ray.cluster_resources().get("GPU") else 0.0)
         device = "cuda" if gpus > 0 else r.device
-        self.learner = LearnerActor.options(num_cpus=0, num_gpus=gpus).remote(
+        self.learner = LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=rt.max_restarts).remote(
             info.observation_space, info.action_space, agent_cfg, cfg.learner, self.replay_cfg, url, device,
-            r.seed, self.book.env_steps, rt.learner_chunk, ckpt)
+            r.seed, self.book.env_steps, rt.learner_chunk, ckpt, r.env_id, services.metrics_bind, version_key)
+        self.obs.watch("learner", self.learner)
+        self.learner_up = True
+        self.restarts = {"actor": 0, "learner": 0, "redis": 0}
+        self.carried: dict[int, dict] = {}  # counters of actor incarnations that crashed
+        self.actor_restarts: dict[int, int] = {}
         self.evaluator = EvaluatorActor.options(num_cpus=0).remote(
             r.env_id, info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.handles: dict[int, object] = {}
@@ -95,7 +108,8 @@ class RayRun:
         runner = dataclasses.replace(self.cfg.runner, num_envs=r.envs_per_actor, seed=seed, actor_id=actor_id)
         return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg, runner,
                          self.replay_cfg, self.url, self.budget_key, r.steps, lc.warmup_steps,
-                         lc.updates_per_step, rt.max_update_lag, rt.version_check_every, rt.claim_steps)
+                         lc.updates_per_step, rt.max_update_lag, rt.version_check_every, rt.claim_steps,
+                         self.services.metrics_bind)
 
     def scale_to(self, k: int) -> None:
         """Start actors up to k running ones, or stop the newest beyond k."""
@@ -105,18 +119,19 @@ class RayRun:
         next_id = max(self.handles, default=-1) + 1
         for i in range(next_id, next_id + max(0, k - len(live))):
             h = ActorWorker.options(num_cpus=self.cfg.runtime.actor_cpus, scheduling_strategy=self._place(i),
-                                    max_restarts=0).remote(self._spec(i), self.learner)
+                                    max_restarts=self.cfg.runtime.max_restarts).remote(self._spec(i), self.learner)
             self.handles[i] = h
             self.futures[i] = h.run.remote(self.fresh)
+            self.obs.watch(f"actor-{i}", h)
 
     def _place(self, i: int):
         """Actor i goes to alive node i mod N. Ray's own SPREAD is best effort and packed both actors of a
         2-node test cluster onto one node now and then. Actors that reserve CPUs may go elsewhere (soft) when
-        their node is full; zero-CPU actors always fit, so they are pinned."""
+        their node is full or gone (a restarted actor whose node died goes elsewhere)."""
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
         if len(nodes) < 2:
             return "SPREAD"
-        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=self.cfg.runtime.actor_cpus > 0)
+        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)  # soft: a lost node's actors move
 
     def _check_scale_file(self) -> None:
         req = read_scale_request(self.run.path, self.scale_mtime)
@@ -133,30 +148,48 @@ class RayRun:
 
     # ----- the loop -----------------------------------------------------------------------------------------
     def _poll(self) -> None:
+        if self.services.supervise():  # the private redis-server crashed: back on its AOF, same port
+            self._restarted("redis")
         if self.futures:
             ready, _ = ray.wait(list(self.futures.values()), num_returns=len(self.futures),
                                 timeout=self.cfg.runtime.poll_s)
             for i in [i for i, f in self.futures.items() if f in ready]:
-                ray.get(self.futures.pop(i))  # raises if the actor failed
+                try:
+                    ray.get(self.futures.pop(i))  # raises if the actor failed
+                except ray.exceptions.RayActorError:
+                    self._actor_crashed(i)
         ids = list(self.handles)
-        for i, st in zip(ids, ray.get([self.handles[i].status.remote() for i in ids]), strict=True):
+        refs = [self.handles[i].status.remote() for i in ids]
+        for i, ref in zip(ids, refs, strict=True):
+            try:
+                st = ray.get(ref, timeout=30)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                continue  # crashed (noticed through its run() call) or still restarting
             self.book.add_episodes(st["returns"])
             self.status[i] = st
-        self.lstat = ray.get(self.learner.status.remote())
-        if self.lstat["error"]:
-            raise RuntimeError(f"learner failed:\n{self.lstat['error']}")
-        self.book.env_steps = self.book.resumed_at + sum(s["env_steps"] for s in self.status.values())
+        self._poll_learner()
+        self.book.env_steps = self.book.resumed_at + sum(
+            s["env_steps"] + self.carried.get(i, {}).get("env_steps", 0) for i, s in self.status.items())
         for i in self.futures:  # policy lag, sampled: versions the acting weights are behind the learner's
-            self.lag_samples.append(max(0, self.lstat["version"] - self.status[i]["version"]))
+            if i in self.status:
+                self.lag_samples.append(max(0, self.lstat["version"] - self.status[i]["version"]))
+        self.obs.collect()
 
     def _eval(self, block: bool = False) -> None:
         if self.eval_pending is not None:
             fut, at, upd = self.eval_pending
             if ray.wait([fut], timeout=None if block else 0)[0]:
-                self.book.eval_line(ray.get(fut), upd, at)
                 self.eval_pending = None
-        if self.book.eval_due() and self.eval_pending is None:
+                try:
+                    res = ray.get(fut)
+                except ray.exceptions.RayError:  # its weights died with a crashed learner: next interval
+                    return
+                self.book.eval_line(res, upd, at)
+                self.obs.driver.evaluation(res)
+        if self.learner_up and self.book.eval_due() and self.eval_pending is None:
             latest = ray.get(self.learner.latest.remote())
+            if latest["ref"] is None:
+                return
             seed = self.cfg.run.seed + 10_000 + self.book.env_steps
             fut = self.evaluator.evaluate.remote(latest["ref"], latest["version"], seed)
             self.eval_pending = (fut, self.book.env_steps, self.lstat["updates"])
@@ -186,7 +219,7 @@ class RayRun:
         t_prev, upd_prev, ups = time.perf_counter(), None, 0.0
         interrupted = False
         try:
-            while self.futures:
+            while self.futures or self._top_up():
                 self._poll()
                 self._check_scale_file()
                 self._eval()
@@ -197,11 +230,12 @@ class RayRun:
                 t_prev, upd_prev = now, upd
                 if self.next_ckpt is None:
                     self.next_ckpt = (upd // self.ce + 1) * self.ce if self.ce else None
-                if self.next_ckpt is not None and upd >= self.next_ckpt:
+                if self.learner_up and self.next_ckpt is not None and upd >= self.next_ckpt:
                     self._save_checkpoint()
                     self.next_ckpt = (upd // self.ce + 1) * self.ce
                 lag_mean, _ = self._lag()
-                if book.log_due():
+                self.obs.progress(book, r.steps, ups, len(self.futures), self._replay_stats())
+                if book.log_due() and self.learner_up:
                     extra = ray.get(self.learner.drain_metrics.remote())
                     book.log_line(upd, self.lstat["version"], self.replay.size(),
                                   {**extra, "updates_per_s": ups, "policy_lag_mean": lag_mean,
@@ -224,6 +258,7 @@ class RayRun:
             ray.get(f)
             self.futures.pop(i)
         self._poll()
+        self.book.env_steps = self._stored()  # what the replay holds: a crashed actor's unstored steps never count
         if interrupted:
             ray.get(self.learner.stop.remote())
             self.lstat = ray.get(self.learner.status.remote())
@@ -236,17 +271,28 @@ class RayRun:
             res = ray.get(self.evaluator.evaluate.remote(w["ref"], w["version"], self.cfg.run.seed + 10_000
                                                          + self.book.env_steps))
             self.book.eval_line(res, self.lstat["updates"])
+            self.obs.driver.evaluation(res)
         self._save_checkpoint()
+        self.obs.progress(self.book, self.cfg.run.steps, 0.0, 0, self._replay_stats())
         return self.book.summary(self.lstat["updates"], self.lstat["version"], self._extras(interrupted))
 
+    def _replay_stats(self) -> dict | None:
+        try:
+            return self.replay.stats()
+        except Exception:  # redis down for a moment: the next poll reports
+            return None
+
     def _extras(self, interrupted: bool) -> dict:
-        st = self.status.values()
+        st = [{**s, **{k: s[k] + self.carried.get(i, {}).get(k, 0) for k in ("env_steps", "segments", "lag_sum")},
+               "versions_used": sorted(set(s["versions_used"]) | set(self.carried.get(i, {}).get("versions_used", [])))}
+              for i, s in self.status.items()]
+        actor_steps = {str(i): s["env_steps"] for i, s in zip(self.status, st, strict=True)}
         lat = [x for s in st for x in s["latencies"]]
         lag_mean, lag_max = self._lag()
         inserted = int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
         wall = self.lstat["wall_s"]
         return {"interrupted": interrupted, "actors": len(self.status),
-                "actor_env_steps": {str(i): s["env_steps"] for i, s in sorted(self.status.items())},
+                "actor_env_steps": dict(sorted(actor_steps.items())), "restarts": dict(self.restarts),
                 "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": self.lstat["node_id"],
                 "learner_device": self.lstat["device"], "replay_inserted_transitions": inserted,
                 "policy_lag_mean": lag_mean, "policy_lag_max": lag_max, "segment_lag_mean": self._segment_lag(),
@@ -259,6 +305,7 @@ class RayRun:
                 "env_steps_per_s": sum(s["env_steps"] for s in st) / max([s["run_s"] for s in st] or [1.0]),
                 "weights_mb": self.lstat.get("weights_mb")}
 
+
     def close(self) -> None:
         """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""
         for h in [*self.handles.values(), self.learner, self.evaluator]:
@@ -267,4 +314,5 @@ class RayRun:
             except Exception:
                 pass
         self.replay.close()
+        self.obs.close()
         (self.run.path / RUNNING_FILE).unlink(missing_ok=True)

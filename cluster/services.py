@@ -54,10 +54,12 @@ def check_addresses(redis_url: str | None, ray_addr: str | None, timeout_s: floa
 class Services:
     """Ray and Redis for one run; `close()` stops only what this object started."""
 
-    def __init__(self, redis_url: str | None, ray_addr: str | None, num_cpus: int = 0):
-        self.redis_url, self.ray_addr, self.num_cpus = redis_url, ray_addr, num_cpus
+    def __init__(self, redis_url: str | None, ray_addr: str | None, num_cpus: int = 0, redis_aof: bool = True):
+        self.redis_url, self.ray_addr, self.num_cpus, self.redis_aof = redis_url, ray_addr, num_cpus, redis_aof
         self._server = None
         self._owns_ray = False
+        self._local_ray = False
+        self.redis_restarts = 0
         self.url = ""
 
     def start(self) -> Services:
@@ -70,6 +72,7 @@ class Services:
                     ray.init(address=self.ray_addr, **kw)
                 else:
                     ray.init(address="local", num_cpus=self.num_cpus or os.cpu_count(), **kw)  # a new one
+                    self._local_ray = True
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise ConfigError(f"cannot start or attach Ray ({self.ray_addr or 'local'}): "
                                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -80,9 +83,27 @@ class Services:
             from memory.config import EmbeddedRedisConfig
             from memory.embedded import EmbeddedRedis
 
-            self._server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=False))
+            self._server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=self.redis_aof, appendfsync="everysec"))
             self.url = self._server.start()
         return self
+
+    @property
+    def metrics_bind(self) -> str:
+        """Interface for the run's /metrics endpoints: loopback when everything runs on this machine."""
+        return "127.0.0.1" if self._local_ray else "0.0.0.0"
+
+    @property
+    def redis_pid(self) -> int | None:
+        return self._server.pid if self._server is not None else None
+
+    def supervise(self) -> bool:
+        """Restart the private redis-server if it died (same port and directory: the AOF brings the data back);
+        True when it did."""
+        if self._server is None or self._server.running:
+            return False
+        self._server.restart()
+        self.redis_restarts += 1
+        return True
 
     @property
     def owns_redis(self) -> bool:

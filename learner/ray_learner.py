@@ -20,6 +20,7 @@ import ray
 import torch
 
 from agent.agent import Agent
+from cluster.exporter import ExporterConfig, start_process_metrics
 from learner.learner import Learner, LearnerConfig
 from memory.config import ReplayConfig
 from memory.redis_replay import RedisReplay
@@ -36,17 +37,16 @@ class LearnerActor:
 
     def __init__(self, obs_space, action_space, agent_cfg, cfg: LearnerConfig, replay_cfg: ReplayConfig,
                  url: str, device: str, seed: int, env_steps: int = 0, chunk: int = 10,
-                 checkpoint: bytes | None = None):
+                 checkpoint: bytes | None = None, env_id: str = "", metrics_bind: str = "0.0.0.0",
+                 version_key: str | None = None):
         torch.set_num_threads(1)
         torch.manual_seed(seed)
+        self.pm = start_process_metrics("learner", env_id, cfg=ExporterConfig(bind_host=metrics_bind))
         self.agent = Agent(obs_space, action_space, agent_cfg, device=device)
         self.replay = RedisReplay(replay_cfg, url)
         self.learner = Learner(self.agent, self.replay, cfg)
-        self.cfg, self.chunk = cfg, chunk
-        if checkpoint is not None:
-            with tempfile.TemporaryDirectory() as d:
-                (Path(d) / "latest.pt").write_bytes(checkpoint)
-                self.learner.load_checkpoint(Path(d) / "latest.pt")
+        self.cfg, self.chunk, self.version_key = cfg, chunk, version_key
+        self._load(checkpoint)
         self._base_steps = int(env_steps)
         self._base_inserted = self._inserted()
         self._lock = threading.Lock()
@@ -57,8 +57,38 @@ class LearnerActor:
         self._replay_size = 0  # cached: the replay client belongs to the training thread
         self._t_start = time.perf_counter()
         self.publish_times: dict[int, float] = {}
-        self._latest: dict = {}
-        self._publish()
+        self._latest: dict = {"version": -1, "ref": None, "published_at": 0.0, "updates": 0}
+        self._weights_mb = 0.0
+        self._sums: dict[str, float] = {}  # update metrics since the driver's last drain (the exporter reads its own)
+        self._n = 0
+        self._t_replay = 0.0
+        # Ray restarted this actor after a crash: publish nothing until the driver restore()s the last checkpoint
+        self.needs_restore = ray.get_runtime_context().was_current_actor_reconstructed
+        if not self.needs_restore:
+            self._publish()
+
+    def _load(self, checkpoint: bytes | None) -> None:
+        if checkpoint is not None:
+            with tempfile.TemporaryDirectory() as d:
+                (Path(d) / "latest.pt").write_bytes(checkpoint)
+                self.learner.load_checkpoint(Path(d) / "latest.pt")
+
+    def restore(self, checkpoint: bytes | None, env_steps: int) -> dict:
+        """After Ray restarted this actor: come back from the run's last checkpoint at the run's env steps. The
+        first version published afterwards is above every version published before the crash (never reused)."""
+        self.stop()
+        with self._lock:
+            self._load(checkpoint)
+            published = int(self.replay.shards[0].client.get(self.version_key) or 0) if self.version_key else 0
+            self.learner.version = max(self.learner.version, published) + 1
+            self._base_steps, self._base_inserted = int(env_steps), self._inserted()
+            self._publish()
+            self.needs_restore = False
+        return self.status()
+
+    def metrics_target(self) -> dict:
+        """Where this process serves /metrics, for the driver's discovery."""
+        return self.pm.target.to_dict()
 
     # ----- snapshots ----------------------------------------------------------------------------------------
     def _publish(self) -> None:
@@ -69,6 +99,9 @@ class LearnerActor:
         self.publish_times[self.learner.version] = now
         self._latest = {"version": self.learner.version, "ref": ref, "published_at": now,
                         "updates": self.learner.updates}
+        if self.version_key:  # the high-water mark a restarted learner continues from
+            self.replay.shards[0].client.set(self.version_key, self.learner.version)
+        self.pm.learner.published(self.learner.version)
 
     def latest(self) -> dict:
         """{version, ref (ObjectRef of the weights), published_at, updates}: never waits on training."""
@@ -99,7 +132,16 @@ class LearnerActor:
             published = self.learner.train(due)
             if published:
                 self._publish()
-        self._busy_s += time.perf_counter() - t0
+            m = self.learner.drain_metrics()  # the one reader of the Learner's sums; kept here for the driver
+            for k, v in m.items():
+                self._sums[k] = self._sums.get(k, 0.0) + v * due
+            self._n += due
+        dt = time.perf_counter() - t0
+        self._busy_s += dt
+        self.pm.learner.update(m, n=due, seconds=dt)
+        if t0 - self._t_replay >= 2.0:
+            self._t_replay = t0
+            self.pm.replay.observe_client(self.replay.stats())
         return due
 
     def _loop(self) -> None:
@@ -134,11 +176,15 @@ class LearnerActor:
         return {"updates": self.learner.updates, "version": self.learner.version, "error": self._error,
                 "busy_s": self._busy_s, "wall_s": wall, "replay_size": self._replay_size,
                 "device": str(self.agent.device), "weights_mb": self._weights_mb,
+                "needs_restore": self.needs_restore,
                 "node_id": ray.get_runtime_context().get_node_id()}
 
     def drain_metrics(self) -> dict:
+        """Means of the update metrics since the last call."""
         with self._lock:
-            return self.learner.drain_metrics()
+            out = {k: v / self._n for k, v in self._sums.items()} if self._n else {}
+            self._sums, self._n = {}, 0
+            return out
 
     def publish_log(self) -> dict[int, float]:
         return dict(self.publish_times)
@@ -147,11 +193,14 @@ class LearnerActor:
         """The learner state (model, optimisers, targets, counters) as the bytes of a checkpoint file."""
         with self._lock, tempfile.TemporaryDirectory() as d:
             path = self.learner.save_checkpoint(Path(d), counters)
-            return path.read_bytes()
+            data = path.read_bytes()
+        self.pm.learner.checkpoint_saved()
+        return data
 
     def close(self) -> None:
         self.stop()
         self.replay.close()
+        self.pm.close()
 
 
 def read_checkpoint_counters(data: bytes) -> dict:

@@ -57,6 +57,8 @@ DASHBOARDS: dict[str, tuple[str, list]] = {
         ("Processes", "short", [(f"ami_driver_live_actors{{{RUN}}}", "live actors"),
                                 (f"ami_driver_discovery_targets{{{RUN}}}", "discovered targets"),
                                 (f"sum by (role) (up{{{RUN}}})", "up {{role}}")]),
+        ("Crashed processes restarted", "short", [(f"sum by (process) (ami_driver_restarts_total{{{RUN}}})",
+                                                   "{{process}}")]),
     ]),
     "ami-world-model": ("ami / world model", [
         ("JEPA losses", "short", [(f'ami_learner_loss{{{RUN}, term=~"prediction|variance|covariance|z"}}',

@@ -1,0 +1,74 @@
+"""How a Ray run survives a crashed process (mixed into cluster.ray_driver.RayRun).
+
+- An actor: Ray restarts it (runtime.max_restarts); the driver notices through the failed run() call, keeps the
+  dead incarnation's counters, calls run() again (the new incarnation reads the newest weights first) and asks
+  for its new metrics target. Steps the dead one claimed from the budget but never stored are handed back once
+  every actor is done (`_top_up`), so the run still stores exactly its step count, each step once.
+- The learner: Ray restarts it; the new incarnation publishes nothing until the driver `restore()`s the run's
+  last checkpoint (at most one checkpoint interval of updates lost); versions continue above the highest ever
+  published (kept in Redis), so a version number is never reused.
+- The private redis-server: `Services.supervise()` restarts it on the same port and AOF; writers buffer and
+  retry meanwhile.
+"""
+
+from __future__ import annotations
+
+import ray
+
+
+class Recovery:
+    """Crash handling of RayRun; uses its cfg, run, book, handles, futures, status, learner, replay, obs."""
+
+    def _restarted(self, process: str) -> None:
+        self.restarts[process] += 1
+        self.obs.driver.restarted(process)
+
+    def _actor_crashed(self, i: int) -> None:
+        """Ray restarts a crashed actor (max_restarts); its run() goes on from the shared budget. What the dead
+        incarnation stepped but never stored is given back to the budget once every actor is done (_top_up)."""
+        n = self.actor_restarts[i] = self.actor_restarts.get(i, 0) + 1
+        if n > self.cfg.runtime.max_restarts:
+            raise RuntimeError(f"actor {i} crashed {n} times")
+        last = self.status.pop(i, None)
+        if last is not None:
+            c = self.carried.setdefault(i, {"env_steps": 0, "segments": 0, "lag_sum": 0, "versions_used": []})
+            for k in ("env_steps", "segments", "lag_sum"):
+                c[k] += last[k]
+            c["versions_used"] = sorted(set(c["versions_used"]) | set(last["versions_used"]))
+        self._restarted("actor")
+        self.futures[i] = self.handles[i].run.remote(self.fresh)
+        self.obs.watch(f"actor-{i}", self.handles[i])
+
+    def _poll_learner(self) -> None:
+        try:
+            st = ray.get(self.learner.status.remote(), timeout=30)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            if self.learner_up:  # crashed: Ray restarts it; restored from the last checkpoint when it answers
+                self.learner_up = False
+                self.obs.forget("learner")
+            return
+        if st["needs_restore"]:
+            ckpt = self.run.latest_checkpoint.read_bytes() if self.run.latest_checkpoint.exists() else self.ckpt0
+            st = ray.get(self.learner.restore.remote(ckpt, self.book.env_steps))
+            ray.get(self.learner.start.remote())
+            self._restarted("learner")
+            self.obs.watch("learner", self.learner)
+            self.next_ckpt = None
+        self.learner_up = True
+        self.lstat = st
+        if st["error"]:
+            raise RuntimeError(f"learner failed:\n{st['error']}")
+
+    def _stored(self) -> int:
+        """Env steps actually in the replay for this run (resumed runs: plus the steps before)."""
+        return self.book.resumed_at + int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
+
+    def _top_up(self) -> bool:
+        """Every actor is done: when crashes lost claimed-but-unstored steps, hand them back to the budget and
+        run the actors again; True when it did."""
+        if not self.actor_restarts or self.cfg.run.steps <= (stored := self._stored()):
+            return False
+        self.replay.shards[0].client.set(self.budget_key, stored)
+        for i, h in self.handles.items():
+            self.futures[i] = h.run.remote(self.fresh)
+        return True
