@@ -144,12 +144,19 @@ def test_rate_limiter_holds_ratio_with_concurrent_writer(make_replay, seg_factor
     done = threading.Event()
     violations, errors, history = [], [], []
 
+    progress = {"sampled": 0}
+
     def writer():
         try:
             for i in range(n_segs):
                 writer_rep.add(seg_factory(seg_len, 100 * i))
                 writer_rep.flush()
                 time.sleep(0.002)
+                # pace the writer to the sampler: on a loaded box the sampler may run slower than the writer,
+                # and how fast it samples is not what this test is about (the limiter's cap and release are)
+                inserted, wait_until = (i + 1) * seg_len, time.monotonic() + 5
+                while progress["sampled"] < spi * inserted - buf - batch and time.monotonic() < wait_until:
+                    time.sleep(0.001)
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
         finally:
@@ -167,6 +174,7 @@ def test_rate_limiter_holds_ratio_with_concurrent_writer(make_replay, seg_factor
                         break  # the writer is finished and the limiter holds the sampler back
                     continue
                 sampled += batch
+                progress["sampled"] = sampled
                 inserted = writer_rep.stats()["inserted_transitions"]
                 history.append((sampled, inserted))
                 if sampled > spi * inserted + buf or inserted < 50:

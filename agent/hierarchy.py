@@ -1,0 +1,240 @@
+"""H-JEPA level 2 and the two-level planner.
+
+Level 2 sees the world through level 1: its encoder maps a window of the last k level-1 latents to an abstract
+state S; a macro-action encoder squashes the k level-1 actions taken next into a learned latent macro-action
+u in [-1, 1]^m; its predictor maps (S_t, u_t, z) to S_{t+k}, the abstract state of the next window. It is trained
+in the same update as level 1 (same optimiser, same batch of windows) with its own VICReg terms on S, on level-1
+latents under stop-gradient, so level 2 can never distort the level-1 model the reward-task contract relies on.
+
+Windows that reach back before the sampled window are padded by repeating its first latent, which is exactly
+how acting pads the window at an episode start, and how a goal (one observation, standing still) becomes an
+abstract state: S_goal = E2([s_goal] * k).
+
+Two-level planning (every step, or every `replan_every` steps at level 2): level 2 plans macro-actions that
+bring predicted abstract states toward S_goal; its first predicted state is the sub-goal. Level 1 plans k
+low-level actions whose predicted window, re-encoded by level 2, lands on that sub-goal. Both levels use the
+same Planner (MPPI), each through its own PlanModel adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from agent.actions import ActionSpec
+from agent.config import HierarchyConfig
+from agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
+from agent.nets import mlp
+from agent.planner import Planner
+
+
+def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared distance per dimension: the same goal metric at both levels."""
+    return (a - b).pow(2).mean(-1)
+
+
+class Level2(nn.Module):
+    """Abstract encoder, macro-action encoder, k-step predictor and (optional) z posterior."""
+
+    def __init__(self, latent_dim: int, action_dim: int, cfg: HierarchyConfig):
+        super().__init__()
+        self.cfg = cfg
+        k, d2, m, h = cfg.k, cfg.latent_dim, cfg.macro_dim, cfg.hidden
+        self.encoder = mlp(k * latent_dim, h, d2)
+        self.macro = mlp(k * action_dim, h, m, layers=1, out_act=nn.Tanh())
+        self.predictor = mlp(d2 + m + cfg.z_dim, h, d2)
+        self.posterior = mlp(2 * d2 + m, h, 2 * cfg.z_dim, layers=1) if cfg.z_dim else None
+        self.action = ActionSpec(False, m, (-1.0,) * m, (1.0,) * m)
+
+    def encode(self, window: torch.Tensor) -> torch.Tensor:
+        """[..., k, D] level-1 latents -> [..., d2]."""
+        return self.encoder(window.flatten(-2))
+
+    def encode_still(self, s: torch.Tensor) -> torch.Tensor:
+        """The abstract state of standing at s for k steps (goals, episode starts)."""
+        return self.encode(s.unsqueeze(-2).expand(*s.shape[:-1], self.cfg.k, s.shape[-1]))
+
+    def predict(self, S: torch.Tensor, u: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [S, u]
+        if self.cfg.z_dim:
+            parts.append(z if z is not None else S.new_zeros(*S.shape[:-1], self.cfg.z_dim))
+        return self.predictor(torch.cat(parts, -1))
+
+    def windows(self, real: torch.Tensor, act: torch.Tensor, mask: torch.Tensor):
+        """Training pairs from level-1 latents real [B, W+1, D], actions [B, W, A], mask [B, W]:
+        current windows [B, T, k, D], their macro-actions [B, T, m], next windows [B, T, k, D], valid [B, T]
+        with T = W - k + 1 (every start t whose k actions lie inside the window)."""
+        k = self.cfg.k
+        w = act.shape[1]
+        padded = torch.cat([real[:, :1].expand(-1, k - 1, -1), real], 1)  # [B, W+k, D]
+        wins = padded.unfold(1, k, 1).transpose(-1, -2)  # [B, W+1, k, D]; wins[:, i] ends at real[:, i]
+        t = w - k + 1
+        acts = act.unfold(1, k, 1).transpose(-1, -2)  # [B, T, k, A]
+        valid = mask.unfold(1, k, 1).min(-1).values  # all k actions are real steps of one episode
+        return wins[:, :t], self.macro(acts.flatten(-2)), wins[:, k:k + t], valid
+
+    def loss(self, real: torch.Tensor, act: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Level 2's k-step JEPA loss + its own VICReg terms (+ z limit); zero when windows are shorter than k."""
+        c = self.cfg
+        if act.shape[1] < c.k:
+            return real.new_zeros(()), {}
+        cur, u, nxt, valid = self.windows(real, act, mask)
+        S = self.encode(cur)
+        with torch.no_grad():  # stop-gradient target, as level 1's default
+            target = self.encode(nxt)
+        z, kl = None, None
+        if c.z_dim:
+            mu, log_std = self.posterior(torch.cat([S, u, target], -1)).chunk(2, -1)
+            log_std = log_std.clamp(-5, 2)
+            z = mu + torch.randn_like(mu) * log_std.exp()
+            kl = masked_mean(gaussian_kl(mu, log_std), valid)
+        pred = masked_mean(distance(self.predict(S, u, z), target), valid)
+        flat = S.reshape(-1, S.shape[-1])
+        var, cov = variance_hinge(flat), covariance_penalty(flat)
+        total = c.pred_weight * pred + c.var_weight * var + c.cov_weight * cov
+        if kl is not None:
+            total = total + c.z_kl_weight * kl
+        metrics = {"l2_loss_prediction": pred.item(), "l2_loss_variance": var.item(),
+                   "l2_loss_covariance": cov.item(), "l2_loss_z": kl.item() if kl is not None else 0.0}
+        return total, metrics
+
+
+@dataclass
+class Level2Model:
+    """PlanModel over abstract states: macro-actions, cost = distance of each predicted state to the goal."""
+
+    level2: Level2
+    goal: torch.Tensor  # [E, d2]
+    counter: dict
+
+    @property
+    def action(self) -> ActionSpec:
+        return self.level2.action
+
+    @property
+    def z_dim(self) -> int:
+        return self.level2.cfg.z_dim
+
+    gamma: float = 1.0
+
+    def _rep(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        return x.repeat_interleave(n // x.shape[0], dim=0)
+
+    def step(self, S, u, z):
+        self.counter["level2"] = self.counter.get("level2", 0) + S.shape[0]
+        nxt = self.level2.predict(S, u, z)
+        return nxt, distance(nxt, self._rep(self.goal, S.shape[0])), torch.ones_like(nxt[:, 0])
+
+    def terminal(self, S: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(S[:, 0])  # every predicted state is already charged in step()
+
+    def propose(self, S: torch.Tensor) -> None:
+        return None
+
+
+@dataclass
+class SubgoalModel:
+    """Level-1 PlanModel whose state is the flattened window of the last k latents [N, k*D]: each step predicts
+    the next latent and charges the distance between level 2's encoding of the new window and the sub-goal."""
+
+    agent: object  # agent.agent.Agent (not imported: the Agent imports this module)
+    subgoal: torch.Tensor  # [E, d2]
+    goal: torch.Tensor  # [E, D] level-1 goal latent, for the optional flat term
+    counter: dict
+
+    @property
+    def action(self) -> ActionSpec:
+        return self.agent.action
+
+    @property
+    def z_dim(self) -> int:
+        return self.agent.world_model.z_dim
+
+    @property
+    def gamma(self) -> float:
+        return 1.0
+
+    def step(self, x, a, z):
+        ag = self.agent
+        n, d = x.shape[0], ag.world_model.cfg.latent_dim
+        self.counter["level1"] = self.counter.get("level1", 0) + n
+        win = x.view(n, -1, d)
+        s_next = ag.world_model.predict(win[:, -1], a, z)
+        win = torch.cat([win[:, 1:], s_next[:, None]], 1)
+        rep = n // self.subgoal.shape[0]
+        cost = distance(ag.hierarchy.encode(win), self.subgoal.repeat_interleave(rep, 0))
+        hc = ag.cfg.hierarchy
+        if hc.goal_weight:
+            cost = cost + hc.goal_weight * distance(s_next, self.goal.repeat_interleave(rep, 0))
+        cost = cost + ag.cfg.cost.energy_weight * a.pow(2).sum(-1)
+        return win.flatten(1), cost, torch.ones_like(cost)
+
+    def terminal(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x[:, 0])
+
+    def propose(self, x: torch.Tensor) -> None:
+        return None
+
+
+class Level2State:
+    """Per-env level-2 short-term state: the window of recent latents, level 2's plan and current sub-goal."""
+
+    def __init__(self, window: torch.Tensor, plan: torch.Tensor):
+        self.window, self.plan = window, plan
+        self.subgoal: torch.Tensor | None = None
+        self.age = torch.zeros(window.shape[0], dtype=torch.long)
+
+
+class TwoLevelPlanner:
+    """Level 2 plans macro-actions toward the goal; its first predicted state is level 1's sub-goal."""
+
+    def __init__(self, cfg: HierarchyConfig):
+        self.cfg = cfg
+        self.counter: dict[str, int] = {}  # world-model evaluations per level, for equal-compute comparisons
+        self._planner2: Planner | None = None
+
+    def plan2(self, level2: Level2) -> Planner:
+        if self._planner2 is None:
+            self._planner2 = Planner(self.cfg.planner, level2.action)
+        return self._planner2
+
+    @torch.no_grad()
+    def act(self, agent, s: torch.Tensor, goal: torch.Tensor, short_term, explore: bool) -> torch.Tensor:
+        """s, goal: level-1 latents [E, D] -> first low-level actions [E, A] in model units."""
+        l2, c = agent.hierarchy, self.cfg
+        p2 = self.plan2(l2)
+        e = s.shape[0]
+        st: Level2State | None = short_term.level2
+        fresh = torch.as_tensor(short_term.fresh, device=s.device)
+        still = s[:, None].expand(e, c.k, s.shape[-1])
+        if st is None or st.window.shape[0] != e:
+            st = short_term.level2 = Level2State(still.clone(), p2.initial_plan(e, s.device))
+            fresh = torch.ones(e, dtype=torch.bool, device=s.device)
+        else:
+            st.window = torch.where(fresh[:, None, None], still, torch.cat([st.window[:, 1:], s[:, None]], 1))
+        S, G = l2.encode(st.window), l2.encode_still(goal)
+        due = fresh.cpu() | (st.age % c.replan_every == 0) | (st.subgoal is None)
+        if bool(due.any()):
+            warm = torch.where(fresh[:, None, None], p2.initial_plan(e, s.device), p2.shift(st.plan))
+            _, plan, _ = p2.plan(Level2Model(l2, G, self.counter), S, warm, explore=False)
+            sub = self._subgoal(l2, S, plan[:, 0], p2.cfg.z_draws)
+            mask = due.to(s.device)
+            st.plan = torch.where(mask[:, None, None], plan, st.plan)
+            st.subgoal = sub if st.subgoal is None else torch.where(mask[:, None], sub, st.subgoal)
+            st.age = torch.where(due, torch.zeros_like(st.age), st.age)
+        st.age += 1
+        model = SubgoalModel(agent, st.subgoal, goal, self.counter)
+        a0, plan1, cost = agent.planner.plan(model, st.window.flatten(1), short_term.warm_start(agent.planner),
+                                             explore)
+        short_term.record(s, a0, plan1, cost)
+        return a0
+
+    @staticmethod
+    def _subgoal(l2: Level2, S: torch.Tensor, u: torch.Tensor, draws: int) -> torch.Tensor:
+        """The predicted abstract state after the first macro-action, averaged over drawings of level 2's z."""
+        if not l2.cfg.z_dim:
+            return l2.predict(S, u)
+        zs = [torch.randn(S.shape[0], l2.cfg.z_dim, device=S.device) for _ in range(max(draws, 1))]
+        return torch.stack([l2.predict(S, u, z) for z in zs]).mean(0)
