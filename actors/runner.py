@@ -136,17 +136,28 @@ def evaluate(env_id: str, agent: Agent, episodes: int, seed: int) -> dict[str, f
     returns = np.zeros(episodes)
     finished = np.zeros(episodes, dtype=bool)
     success = np.zeros(episodes, dtype=bool)
+    reports_success = False
     while not finished.all():
         action = agent.act(obs, stm, explore=False)
         obs, reward, term, trunc, info = envs.step(action)
         returns += np.where(finished, 0.0, reward)
         done = np.logical_or(term, trunc)
-        if "is_success" in info:
-            success |= np.asarray(info["is_success"], dtype=bool) & ~finished
+        success |= _success(info, done) & ~finished
+        reports_success = reports_success or "is_success" in info or "is_success" in info.get("final_info", {})
         finished |= done
         stm.reset(done)
     envs.close()
     out = {"eval_return_mean": float(returns.mean()), "eval_return_std": float(returns.std())}
-    if "is_success" in info or success.any():
+    if reports_success:
         out["eval_success_rate"] = float(success.mean())
     return out
+
+
+def _success(info: dict, done: np.ndarray) -> np.ndarray:
+    """info['is_success'] per env; with same-step autoreset a finished env's own info is in 'final_info' (its
+    top-level entry already belongs to the next episode's reset)."""
+    now = np.asarray(info.get("is_success", np.zeros(len(done))), dtype=bool)
+    fin = info.get("final_info", {})
+    if "is_success" in fin:
+        now = np.where(done, np.asarray(fin["is_success"], dtype=bool), now)
+    return now

@@ -11,6 +11,8 @@ from gymnasium import spaces
 from agent.actions import ActionSpec
 from agent.config import AgentConfig, PlannerConfig
 from agent.cost import Critic, IntrinsicCost
+from agent.goal import goal_obs, is_goal_space, state_obs, state_space
+from agent.hierarchy import Level2, TwoLevelPlanner
 from agent.perception import obs_to_tensor
 from agent.planner import Planner
 from agent.policy import Policy
@@ -45,14 +47,23 @@ class LatentModel:
         return self.goal.repeat_interleave(s.shape[0] // self.goal.shape[0], dim=0)
 
     def step(self, s, a, z):
-        wm, cost = self.agent.world_model, self.agent.cost
+        ag = self.agent
+        wm, cost = ag.world_model, ag.cost
+        ag.plan_counter["level1"] = ag.plan_counter.get("level1", 0) + s.shape[0]
         c = cost(s, a, self._goal(s))
+        if ag.goal_conditioned:  # reward-free: the done head never learned anything, episodes go on
+            return wm.predict(s, a, z), c, torch.ones_like(c)
         return wm.predict(s, a, z), c, wm.continue_prob(s, a)
 
     def terminal(self, s: torch.Tensor) -> torch.Tensor:
-        return self.agent.value(s)
+        ag = self.agent
+        if ag.goal_conditioned:  # no critic of goal distance (it would need the goal as input): charge s_H
+            return ag.cfg.cost.goal_weight * ag.cost.goal_distance(s, self._goal(s))
+        return ag.value(s)
 
-    def propose(self, s: torch.Tensor) -> torch.Tensor:
+    def propose(self, s: torch.Tensor) -> torch.Tensor | None:
+        if self.agent.goal_conditioned:  # mode-1 is trained on the critic, which knows no goals
+            return None
         return self.agent.policy.sample(s)[0]
 
     def propose_greedy(self, s: torch.Tensor) -> torch.Tensor:
@@ -69,11 +80,22 @@ class Agent(torch.nn.Module):
         self.obs_space = obs_space
         self.action = ActionSpec.from_space(action_space)
         wm = cfg.world_model
-        self.world_model = WorldModel(obs_space, self.action, cfg.encoder, wm)
+        # goal tasks on {'observation', 'goal'} spaces: the world model sees the state part only, and the goal
+        # observation goes through the same encoder to give the goal latent
+        self.goal_conditioned = cfg.cost.goal_weight > 0 and is_goal_space(obs_space)
+        self.world_model = WorldModel(state_space(obs_space) if self.goal_conditioned else obs_space,
+                                      self.action, cfg.encoder, wm)
         self.cost = IntrinsicCost(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
         self.critic = Critic(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
         self.policy = Policy(wm.latent_dim, self.action, wm.hidden)
         self.planner = Planner(cfg.planner, self.action)
+        hc = cfg.hierarchy
+        if hc.enabled and not self.goal_conditioned:
+            raise ValueError("hierarchy.enabled needs a goal task on a {'observation', 'goal'} space")
+        # level 2 exists only when enabled, so reward-task weights and snapshots are unchanged
+        self.hierarchy = Level2(wm.latent_dim, self.action.dim, hc) if hc.enabled else None
+        self.two_level = TwoLevelPlanner(hc) if hc.enabled else None
+        self.plan_counter: dict[str, int] = {}  # world-model evaluations by the flat planner (benchmarks)
         self.device = torch.device(device)
         self.to(self.device)
         if cfg.compile:
@@ -97,7 +119,14 @@ class Agent(torch.nn.Module):
     @torch.no_grad()
     def act(self, obs, short_term: ShortTermMemory, explore: bool = True) -> np.ndarray:
         """Observation batch [E, ...] -> env actions [E, ...]; updates short-term memory."""
-        s = self.world_model.encode(obs_to_tensor(obs, self.device))
+        x = obs_to_tensor(obs, self.device)
+        if self.goal_conditioned:
+            s = self.world_model.encode(state_obs(x))
+            short_term.goal = self.world_model.encode(goal_obs(x))
+            if self.two_level is not None:
+                return self.action.to_env(self.two_level.act(self, s, short_term.goal, short_term, explore))
+        else:
+            s = self.world_model.encode(x)
         model = LatentModel(self, short_term.goal)
         a0, plan, cost = self.planner.plan(model, s, short_term.warm_start(self.planner), explore)
         short_term.record(s, a0, plan, cost)

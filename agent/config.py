@@ -124,6 +124,42 @@ class OptimConfig:
     """Behaviour-cloning weight toward the actions the planner took (amortisation)."""
 
 
+def _level2_planner() -> PlannerConfig:
+    return PlannerConfig(horizon=6, samples=64, elites=8, iterations=4, policy_samples=0, explore_std=0.0)
+
+
+@dataclass(frozen=True)
+class HierarchyConfig:
+    """H-JEPA level 2 (agent/hierarchy.py): abstract states of k-step windows, k-step macro predictions."""
+
+    enabled: bool = False
+    """Build and train level 2 and act with the two-level planner (goal tasks only)."""
+    k: int = 4
+    """Level-1 steps per level-2 step: the window length and the macro-action's span."""
+    latent_dim: int = 32
+    """Dimension of the abstract state."""
+    macro_dim: int = 2
+    """Dimension of the learned latent macro-action (encodes k level-1 actions, squashed to [-1, 1])."""
+    hidden: int = 128
+    """Width of level-2 networks."""
+    z_dim: int = 0
+    """Level-2 latent variable z (0 disables); planning averages over planner.z_draws prior drawings."""
+    z_kl_weight: float = 0.1
+    """Weight of level 2's KL information limit on z."""
+    pred_weight: float = 20.0
+    """Weight of level 2's k-step prediction loss."""
+    var_weight: float = 1.0
+    """Level 2's own VICReg variance hinge weight."""
+    cov_weight: float = 0.04
+    """Level 2's own VICReg covariance weight."""
+    planner: PlannerConfig = field(default_factory=_level2_planner)
+    """Level-2 planning over macro-actions (horizon in abstract steps)."""
+    replan_every: int = 1
+    """Level-1 steps between level-2 replans (1: every step, k: once per abstract step)."""
+    goal_weight: float = 0.0
+    """Extra weight of level 1's flat goal distance next to the sub-goal cost (0: sub-goals only)."""
+
+
 @dataclass(frozen=True)
 class AgentConfig:
     """Every module's config together."""
@@ -138,5 +174,7 @@ class AgentConfig:
     """Planner and mode-1."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Update step."""
+    hierarchy: HierarchyConfig = field(default_factory=HierarchyConfig)
+    """H-JEPA level 2 and two-level planning (off unless the configurator picks it for a goal task)."""
     compile: bool = False
     """torch.compile every network in place (pays off on GPU learners; minutes of warm-up on CPU)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from gymnasium import spaces
 
-from agent.config import AgentConfig, CostConfig, EncoderConfig, PlannerConfig, WorldModelConfig
+from agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
 from agent.perception import is_image
 
 
@@ -46,7 +46,36 @@ def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "
     cost = CostConfig(task_weight=1.0 if task == "reward" else 0.0,
                       goal_weight=1.0 if task == "goal" else 0.0, gamma=gamma)
     planner = plan_config(action_space, budget.plan_evals, horizon=5 if task == "goal" else 3)
+    if task == "goal":
+        return _goal_config(AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner),
+                            action_space, budget)
     return AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner)
+
+
+HIERARCHY_MIN_EPISODE = 150
+"""Episodes at least this long (steps) are long-horizon: level 2 plans ahead, level 1 follows sub-goals."""
+
+
+def _goal_config(cfg: AgentConfig, action_space: spaces.Space, budget: ComputeBudget) -> AgentConfig:
+    """Reward-free goal reaching: no reward, success or critic signal is learned (the goal distance in latent
+    space is the whole cost); flat planning for short episodes, two-level H-JEPA planning for long ones, the
+    budget of world-model evaluations per decision split evenly between the two levels."""
+    wm = dataclasses.replace(cfg.world_model, cost_weight=0.0, done_weight=0.0)
+    cost = dataclasses.replace(cfg.cost, critic_weight=0.0)
+    cfg = dataclasses.replace(cfg, world_model=wm, cost=cost)
+    if budget.plan_evals <= 0 or isinstance(action_space, spaces.Discrete):
+        return cfg
+    explore = 0.3
+    if budget.episode_steps < HIERARCHY_MIN_EPISODE or budget.plan_evals < 512:
+        flat = plan_config(action_space, budget.plan_evals, horizon=8)
+        return dataclasses.replace(cfg, planner=dataclasses.replace(flat, policy_samples=0, explore_std=explore))
+    h = HierarchyConfig(enabled=True)
+    low = plan_config(action_space, budget.plan_evals // 2, horizon=h.k)
+    macro = spaces.Box(-1.0, 1.0, (h.macro_dim,))
+    high = plan_config(macro, budget.plan_evals // 2, horizon=h.planner.horizon)
+    h = dataclasses.replace(h, planner=dataclasses.replace(high, policy_samples=0, explore_std=0.0))
+    return dataclasses.replace(cfg, hierarchy=h,
+                               planner=dataclasses.replace(low, policy_samples=0, explore_std=explore))
 
 
 def plan_config(action_space: spaces.Space, plan_evals: int, horizon: int = 3) -> PlannerConfig:

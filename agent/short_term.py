@@ -16,6 +16,7 @@ class ShortTermMemory:
         self.latent: torch.Tensor | None = None
         self.plan: torch.Tensor | None = None
         self.goal: torch.Tensor | None = None
+        self.level2 = None  # agent.hierarchy.Level2State while acting with the two-level planner
         self.history: deque[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = deque(maxlen=history)
         self._fresh = np.ones(num_envs, dtype=bool)
 
@@ -29,6 +30,11 @@ class ShortTermMemory:
             init = planner.initial_plan(self.num_envs, warm.device)
             warm = torch.where(fresh[:, None, None], init, warm)
         return warm
+
+    @property
+    def fresh(self) -> np.ndarray:
+        """Envs whose episode started since the last recorded step."""
+        return self._fresh.copy()
 
     def record(self, latent: torch.Tensor, action: torch.Tensor, plan: torch.Tensor, cost: torch.Tensor) -> None:
         self.latent = latent

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agent.goal import state_obs
 from agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
 from agent.nets import symlog
 from agent.perception import column, obs_to_tensor
@@ -52,8 +53,10 @@ class Updater:
     def __init__(self, agent: Agent):
         self.agent = agent
         o = agent.cfg.optim
-        wm_params = [p for m in (agent.world_model, agent.cost, agent.critic.members) for p in m.parameters()
-                     if p.requires_grad]
+        modules = [agent.world_model, agent.cost, agent.critic.members]
+        if agent.hierarchy is not None:  # level 2 trains jointly with level 1, in the same optimiser step
+            modules.append(agent.hierarchy)
+        wm_params = [p for m in modules for p in m.parameters() if p.requires_grad]
         self.model_opt = torch.optim.Adam(wm_params, lr=o.lr)
         self.policy_opt = torch.optim.Adam(agent.policy.parameters(), lr=o.policy_lr)
         self.q_scale = 1.0  # running spread of Q, normalises the policy objective across tasks
@@ -77,6 +80,8 @@ class Updater:
         b, w = mask.shape
         obs = obs_to_tensor(column(batch, "obs"), dev)
         next_obs = obs_to_tensor(column(batch, "next_obs"), dev)
+        if ag.goal_conditioned:  # the goal key is no part of the dynamics
+            obs, next_obs = state_obs(obs), state_obs(next_obs)
         act = ag.action.to_model(batch["action"], dev)
         env_cost = -torch.as_tensor(batch["reward"], device=dev).float()
         term = torch.as_tensor(batch["terminated"], device=dev).float()
@@ -119,6 +124,12 @@ class Updater:
         total = (wmc.pred_weight * pred_loss + wmc.var_weight * var_loss + wmc.cov_weight * cov_loss
                  + wmc.z_kl_weight * z_loss + wmc.cost_weight * cost_loss + wmc.done_weight * done_loss
                  + cc.critic_weight * critic_loss)
+        l2_metrics = {}
+        if ag.hierarchy is not None:
+            # level-1 latents of the window's real states, under stop-gradient (see agent/hierarchy.py)
+            real = torch.cat([s0.detach()[:, None], target.detach()], 1)
+            l2_loss, l2_metrics = ag.hierarchy.loss(real, act, mask)
+            total = total + l2_loss
         self.model_opt.zero_grad(set_to_none=True)
         total.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(
@@ -126,13 +137,14 @@ class Updater:
         self.model_opt.step()
         self.last_priorities = td.mean(0)[:, 0].detach().sqrt().cpu().numpy()
 
-        pol = self._policy_step(zs.detach(), act, mask)
+        # goal tasks act by planning alone (mode-1 is trained on a critic that knows no goals)
+        pol = {} if ag.goal_conditioned else self._policy_step(zs.detach(), act, mask)
         ag.critic.update_targets()
         wm.update_target()
         out = {"loss_prediction": pred_loss.item(), "loss_variance": var_loss.item(),
                "loss_covariance": cov_loss.item(), "loss_z": z_loss.item(), "loss_cost": cost_loss.item(),
                "loss_done": done_loss.item(), "loss_critic": critic_loss.item(), "loss_total": total.item(),
-               "grad_norm": float(gnorm), **pol, **representation_health(s0.detach())}
+               "grad_norm": float(gnorm), **pol, **l2_metrics, **representation_health(s0.detach())}
         return out
 
     def _target_value(self, s: torch.Tensor) -> torch.Tensor:

@@ -8,11 +8,17 @@ _ENTRIES = {
     "ami/TwoRoomsPixels-v0": ("envs.rooms:PointRoomsEnv", {"pixels": True}, 100),
     "ami/FourRooms-v0": ("envs.maze:FourRoomsEnv", {}, 300),
     "ami/FourRoomsPixels-v0": ("envs.maze:FourRoomsEnv", {"pixels": True}, 300),
+    # the same maze with start and goal anywhere: where reward-free random exploration reaches every room
+    "ami/FourRoomsExplore-v0": ("envs.maze:FourRoomsEnv", {"corner": 0, "goal_rooms": None}, 300),
+    "ami/FourRoomsPixelsExplore-v0": ("envs.maze:FourRoomsEnv", {"pixels": True, "corner": 0, "goal_rooms": None},
+                                      300),
 }
 ENV_IDS = tuple(_ENTRIES)
 
-GOAL_ENV_IDS = ("ami/TwoRooms-v0", "ami/TwoRoomsPixels-v0", "ami/FourRooms-v0", "ami/FourRoomsPixels-v0")
-"""Goal-reaching envs: Dict observations {'observation', 'goal'}, info['is_success']; train with task='goal'."""
+GOAL_ENV_IDS = ("ami/TwoRooms-v0", "ami/TwoRoomsPixels-v0", "ami/FourRooms-v0", "ami/FourRoomsPixels-v0",
+                "ami/FourRoomsExplore-v0", "ami/FourRoomsPixelsExplore-v0")
+"""Goal-reaching envs: Dict observations {'observation', 'goal'}, info['is_success']; train with task='goal'.
+The *Explore ids draw starts anywhere in the maze (exploration data for the FourRooms world model)."""
 
 
 def register_envs() -> None:
