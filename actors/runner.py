@@ -32,6 +32,9 @@ class RunnerConfig:
     """Seed of the envs' first reset and of random exploration."""
     actor_id: int = 0
     """Id stamped on every segment."""
+    random_repeat: int = 1
+    """Random exploration holds each sampled action for this many steps (>1: temporally correlated play that
+    travels further, e.g. the multi-step moves a goal task's level-2 model must learn)."""
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -56,13 +59,17 @@ class EpisodeRunner:
         self._ret = np.zeros(m)
         self._len = np.zeros(m, dtype=np.int64)
         self.env_steps = 0
+        self._held, self._random_steps = None, 0  # random exploration's current action (random_repeat)
         self.episodes: list[tuple[float, int]] = []  # finished (return, length), drained by the caller
 
     def step(self, n: int = 1, random: bool = False) -> int:
         """Run n vector steps (random actions when `random`); returns env steps taken."""
         for _ in range(n):
             if random:
-                action = self.envs.action_space.sample()
+                if self._held is None or self._random_steps % self.cfg.random_repeat == 0:
+                    self._held = self.envs.action_space.sample()
+                self._random_steps += 1
+                action = self._held
             else:
                 action = self.agent.act(self.obs, self.stm, explore=True)
             nxt, reward, term, trunc, info = self.envs.step(action)

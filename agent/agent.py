@@ -94,6 +94,8 @@ class Agent(torch.nn.Module):
             raise ValueError("hierarchy.enabled needs a goal task on a {'observation', 'goal'} space")
         # level 2 exists only when enabled, so reward-task weights and snapshots are unchanged
         self.hierarchy = Level2(wm.latent_dim, self.action.dim, hc) if hc.enabled else None
+        if self.hierarchy is not None:
+            self.hierarchy.low_action = self.action
         self.two_level = TwoLevelPlanner(hc) if hc.enabled else None
         self.plan_counter: dict[str, int] = {}  # world-model evaluations by the flat planner (benchmarks)
         self.device = torch.device(device)

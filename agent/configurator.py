@@ -69,11 +69,14 @@ def _goal_config(cfg: AgentConfig, action_space: spaces.Space, budget: ComputeBu
     if budget.episode_steps < HIERARCHY_MIN_EPISODE or budget.plan_evals < 512:
         flat = plan_config(action_space, budget.plan_evals, horizon=8)
         return dataclasses.replace(cfg, planner=dataclasses.replace(flat, policy_samples=0, explore_std=explore))
-    h = HierarchyConfig(enabled=True)
-    low = plan_config(action_space, budget.plan_evals // 2, horizon=h.k)
+    # level 2 looks about a quarter of an episode ahead (as the discount's effective horizon) in k-step strides
+    k = 8
+    h = HierarchyConfig(enabled=True, k=k)
+    low = plan_config(action_space, budget.plan_evals // 2, horizon=k)
     macro = spaces.Box(-1.0, 1.0, (h.macro_dim,))
-    high = plan_config(macro, budget.plan_evals // 2, horizon=h.planner.horizon)
-    h = dataclasses.replace(h, planner=dataclasses.replace(high, policy_samples=0, explore_std=0.0))
+    high = plan_config(macro, budget.plan_evals // 2, horizon=max(round(budget.episode_steps / 4 / k), 4))
+    # level 2 refines its best proposal locally: wide noise would reach macro codes no real chunk produced
+    h = dataclasses.replace(h, planner=dataclasses.replace(high, policy_samples=0, explore_std=0.0, max_std=0.3))
     return dataclasses.replace(cfg, hierarchy=h,
                                planner=dataclasses.replace(low, policy_samples=0, explore_std=explore))
 

@@ -27,7 +27,7 @@ from agent.actions import ActionSpec
 from agent.config import HierarchyConfig
 from agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
 from agent.nets import mlp
-from agent.planner import Planner
+from agent.planner import Planner, trajectory_cost
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -47,6 +47,7 @@ class Level2(nn.Module):
         self.predictor = mlp(d2 + m + cfg.z_dim, h, d2)
         self.posterior = mlp(2 * d2 + m, h, 2 * cfg.z_dim, layers=1) if cfg.z_dim else None
         self.action = ActionSpec(False, m, (-1.0,) * m, (1.0,) * m)
+        self.low_action: ActionSpec | None = None  # set by the agent: what the macro encoder reads
 
     def encode(self, window: torch.Tensor) -> torch.Tensor:
         """[..., k, D] level-1 latents -> [..., d2]."""
@@ -60,7 +61,8 @@ class Level2(nn.Module):
         parts = [S, u]
         if self.cfg.z_dim:
             parts.append(z if z is not None else S.new_zeros(*S.shape[:-1], self.cfg.z_dim))
-        return self.predictor(torch.cat(parts, -1))
+        # residual: k steps later the abstract state has moved by a macro-sized step, not become a new vector
+        return S + self.predictor(torch.cat(parts, -1))
 
     def windows(self, real: torch.Tensor, act: torch.Tensor, mask: torch.Tensor):
         """Training pairs from level-1 latents real [B, W+1, D], actions [B, W, A], mask [B, W]:
@@ -187,6 +189,23 @@ class Level2State:
         self.age = torch.zeros(window.shape[0], dtype=torch.long)
 
 
+def l2_action_spec(model: Level2Model) -> ActionSpec:
+    """The low-level action spec behind a level-2 model (level 2's macro encoder reads k of these)."""
+    return model.level2.low_action
+
+
+def _headings(spec: ActionSpec, device: torch.device) -> torch.Tensor:
+    """Constant low-level actions to hold: 8 compass headings for 2D Box actions, every one-hot for Discrete,
+    the signed unit axes otherwise."""
+    if spec.discrete:
+        return torch.eye(spec.dim, device=device)
+    if spec.dim == 2:
+        ang = torch.arange(8, device=device) * (torch.pi / 4)
+        return torch.stack([ang.cos(), ang.sin()], -1)
+    eye = torch.eye(spec.dim, device=device)
+    return torch.cat([eye, -eye])
+
+
 class TwoLevelPlanner:
     """Level 2 plans macro-actions toward the goal; its first predicted state is level 1's sub-goal."""
 
@@ -217,8 +236,11 @@ class TwoLevelPlanner:
         S, G = l2.encode(st.window), l2.encode_still(goal)
         due = fresh.cpu() | (st.age % c.replan_every == 0) | (st.subgoal is None)
         if bool(due.any()):
+            model2 = Level2Model(l2, G, self.counter)
             warm = torch.where(fresh[:, None, None], p2.initial_plan(e, s.device), p2.shift(st.plan))
-            _, plan, _ = p2.plan(Level2Model(l2, G, self.counter), S, warm, explore=False)
+            if c.macro_proposals:
+                warm = self._best_proposal(model2, S, warm, p2.cfg.horizon)
+            _, plan, _ = p2.plan(model2, S, warm, explore=False)
             sub = self._subgoal(l2, S, plan[:, 0], p2.cfg.z_draws)
             mask = due.to(s.device)
             st.plan = torch.where(mask[:, None, None], plan, st.plan)
@@ -230,6 +252,26 @@ class TwoLevelPlanner:
                                              explore)
         short_term.record(s, a0, plan1, cost)
         return a0
+
+    @staticmethod
+    def _best_proposal(model: Level2Model, S: torch.Tensor, warm: torch.Tensor, h: int) -> torch.Tensor:
+        """The cheapest of the warm start and two-segment macro sequences: hold one low-level heading for k
+        steps (its macro code), then another, switching at a quarter, half or three quarters of the horizon.
+
+        Independent per-step noise rarely holds a heading for long, and the corners of the macro box are codes
+        no real action chunk produced (the predictor extrapolates through walls there); the codes of real
+        constant-heading chunks cover "go round the wall, then to the goal" with in-distribution macros, and
+        MPPI then refines the winner locally."""
+        l2 = model.level2
+        spec = l2_action_spec(model)
+        dirs = _headings(spec, S.device)  # [n, A] low-level actions in model units
+        codes = l2.macro(dirs[:, None].expand(-1, l2.cfg.k, -1).flatten(1))  # [n, m]
+        switch = sorted({max(h // 4, 1), max(h // 2, 1), max(3 * h // 4, 1)})
+        seqs = [torch.cat([c1.expand(j, -1), c2.expand(h - j, -1)]) for c1 in codes for c2 in codes for j in switch]
+        cand = torch.stack(seqs)[None].expand(S.shape[0], -1, -1, -1)
+        cand = torch.cat([warm[:, None], cand], 1)
+        cost = trajectory_cost(model, S, cand)
+        return cand[torch.arange(S.shape[0]), cost.argmin(1)]
 
     @staticmethod
     def _subgoal(l2: Level2, S: torch.Tensor, u: torch.Tensor, draws: int) -> torch.Tensor:

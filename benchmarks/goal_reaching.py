@@ -1,0 +1,124 @@
+"""Goal reaching and H-JEPA: reward-free world model from random play, then goal-conditioned planning.
+
+  .venv/bin/python benchmarks/goal_reaching.py two-rooms [--episodes 100] [--steps 20000] [--updates 3000]
+  .venv/bin/python benchmarks/goal_reaching.py maze [--episodes 50] [--plan-evals 1536]
+
+two-rooms: TwoRooms success rate and seconds per episode (CPU, episodes played in parallel batches).
+maze: FourRooms success, flat vs hierarchical planning at the same world-model evaluations per decision (both
+levels' predictor calls counted). Both train one agent per mode on the same random-play replay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from actors.runner import EpisodeRunner, RunnerConfig, evaluate
+from agent.agent import Agent
+from agent.configurator import ComputeBudget, configure
+from envs import register_envs
+from memory.local import LocalReplay
+
+
+def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: bool | None = None,
+               seed: int = 0, device: str = "cpu") -> Agent:
+    """The configurator's goal-task agent; `hierarchical` overrides its flat/hierarchical choice."""
+    register_envs()
+    torch.manual_seed(seed)
+    env = gym.make(env_id)
+    budget = ComputeBudget(plan_evals=plan_evals, episode_steps=episode_steps, device=device)
+    cfg = configure(env.observation_space, env.action_space, "goal", budget)
+    if hierarchical is not None and hierarchical != cfg.hierarchy.enabled:
+        # the other mode at the same budget: ask the configurator as if the episodes were long / short
+        other = ComputeBudget(plan_evals=plan_evals, episode_steps=1000 if hierarchical else 50, device=device)
+        cfg = configure(env.observation_space, env.action_space, "goal", other)
+    small = dict(hidden=64, latent_dim=16)  # tiny nets: the 2D tasks need no more, and CPU time is scarce
+    cfg = dataclasses.replace(cfg, world_model=dataclasses.replace(cfg.world_model, **small),
+                              encoder=dataclasses.replace(cfg.encoder, hidden=64),
+                              optim=dataclasses.replace(cfg.optim, batch_size=128))
+    return Agent(env.observation_space, env.action_space, cfg, device=device)
+
+
+def collect(env_id: str, agent: Agent, steps: int, seed: int = 0, num_envs: int = 8, repeat: int = 8) -> LocalReplay:
+    """Reward-free exploration data: uniformly random actions, each held for `repeat` steps."""
+    replay = LocalReplay(steps + 1000, seed=seed)
+    cfg = RunnerConfig(num_envs=num_envs, seed=seed, random_repeat=repeat)
+    runner = EpisodeRunner(env_id, agent, cfg, replay.add)
+    runner.step(steps // num_envs, random=True)
+    runner.flush_all()
+    runner.close()
+    return replay
+
+
+def train(agent: Agent, replay: LocalReplay, updates: int, window: int = 8) -> dict[str, float]:
+    m: dict[str, float] = {}
+    for _ in range(updates):
+        b = replay.sample(agent.cfg.optim.batch_size, window)
+        m = agent.update({**b.data, "mask": b.mask, "weights": b.weights})
+    return m
+
+
+def play(env_id: str, agent: Agent, episodes: int, seed: int, batch: int = 25) -> dict[str, float]:
+    """Success rate, wall seconds per episode (batches of parallel episodes) and evaluations per decision."""
+    succ, t0 = [], time.perf_counter()
+    agent.plan_counter.clear()
+    if agent.two_level is not None:
+        agent.two_level.counter.clear()
+    decisions = 0
+    for i in range(0, episodes, batch):
+        n = min(batch, episodes - i)
+        out = evaluate(env_id, agent, n, seed + i)
+        succ.append(out["eval_success_rate"] * n)
+        decisions += int(out.get("eval_decisions", 0))
+    wall = time.perf_counter() - t0
+    counts = dict(agent.plan_counter)
+    if agent.two_level is not None:
+        counts = {k: counts.get(k, 0) + v for k, v in agent.two_level.counter.items()}
+    return {"success_rate": float(np.sum(succ) / episodes), "seconds_per_episode": wall / episodes,
+            "wall_seconds": wall, "model_evals": int(sum(counts.values())), **{f"evals_{k}": v
+                                                                                for k, v in counts.items()}}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    p = argparse.ArgumentParser()
+    p.add_argument("task", choices=["two-rooms", "maze"])
+    p.add_argument("--episodes", type=int, default=None)
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--updates", type=int, default=3000)
+    p.add_argument("--plan-evals", type=int, default=1536)
+    p.add_argument("--pixels", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    pix = "Pixels" if a.pixels else ""
+    if a.task == "two-rooms":
+        env_id, modes, episodes, limit = f"ami/TwoRooms{pix}-v0", [None], a.episodes or 100, 100
+    else:
+        env_id, modes, episodes, limit = f"ami/FourRooms{pix}-v0", [False, True], a.episodes or 50, 300
+    replay = None
+    for mode in modes:
+        agent = make_agent(env_id, a.plan_evals, limit, mode, a.seed, a.device)
+        # FourRooms starts in far corners: explore on the same maze with starts anywhere
+        explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id
+        replay = replay or collect(explore_id, agent, a.steps, a.seed)
+        t0 = time.perf_counter()
+        m = train(agent, replay, a.updates, window=2 * agent.cfg.hierarchy.k)
+        train_s = time.perf_counter() - t0
+        res = play(env_id, agent, episodes, seed=10_000 + a.seed)
+        kind = "hierarchical" if agent.cfg.hierarchy.enabled else "flat"
+        print(json.dumps({"env": env_id, "planner": kind, "episodes": episodes, "random_steps": a.steps,
+                          "updates": a.updates, "train_seconds": round(train_s, 1), "plan_evals": a.plan_evals,
+                          **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
+                          "loss_prediction": round(m.get("loss_prediction", 0.0), 5),
+                          "l2_loss_prediction": round(m.get("l2_loss_prediction", 0.0), 5)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Tiny goal agents and reward-free replay for the goal tests (small nets, fixed seeds: seconds on CPU)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium as gym
+import torch
+
+from actors.runner import EpisodeRunner, RunnerConfig
+from agent.agent import Agent
+from agent.configurator import ComputeBudget, configure
+from envs import register_envs
+from memory.local import LocalReplay
+
+OPEN_ROOM = "ami-test/OpenRoom-v0"
+OPEN_LAYOUT = ("#######",) + ("#00000#",) * 5 + ("#######",)
+
+
+def register_test_envs() -> None:
+    """The built-in ids plus a tiny open room (5 x 5 cells, one room: start and goal anywhere in it)."""
+    register_envs()
+    if OPEN_ROOM not in gym.registry:
+        gym.register(OPEN_ROOM, entry_point="envs.rooms:PointRoomsEnv", max_episode_steps=30,
+                     kwargs={"layout": OPEN_LAYOUT, "goal_rooms": {0: (0,)}, "max_steps": 30})
+
+
+def goal_agent(env_id: str, plan_evals: int, episode_steps: int, seed: int = 0, **hier) -> Agent:
+    """The configurator's goal agent, narrowed to 32-wide nets and a 16-d latent."""
+    register_test_envs()
+    torch.manual_seed(seed)
+    env = gym.make(env_id)
+    cfg = configure(env.observation_space, env.action_space, "goal",
+                    ComputeBudget(plan_evals=plan_evals, episode_steps=episode_steps))
+    cfg = dataclasses.replace(
+        cfg, encoder=dataclasses.replace(cfg.encoder, hidden=32),
+        world_model=dataclasses.replace(cfg.world_model, hidden=32, latent_dim=16),
+        hierarchy=dataclasses.replace(cfg.hierarchy, hidden=32, **hier),
+        optim=dataclasses.replace(cfg.optim, batch_size=64, lr=1e-3))
+    return Agent(env.observation_space, env.action_space, cfg)
+
+
+def sticky_replay(env_id: str, agent: Agent, steps: int, seed: int, repeat: int = 4) -> LocalReplay:
+    """Reward-free exploration: random actions held `repeat` steps."""
+    replay = LocalReplay(steps + 500, seed=seed)
+    runner = EpisodeRunner(env_id, agent, RunnerConfig(num_envs=4, seed=seed, random_repeat=repeat), replay.add)
+    runner.step(steps // 4, random=True)
+    runner.flush_all()
+    runner.close()
+    return replay
+
+
+def train(agent: Agent, replay: LocalReplay, updates: int, window: int) -> dict[str, float]:
+    m: dict[str, float] = {}
+    for _ in range(updates):
+        b = replay.sample(agent.cfg.optim.batch_size, window)
+        m = agent.update({**b.data, "mask": b.mask, "weights": b.weights})
+    return m
