@@ -22,6 +22,7 @@ class RunObserver:
                                         routes={"/sd": self.disc.http_sd})
         self.disc.set("driver", self.pm.target)
         self._pending: dict[str, ray.ObjectRef] = {}
+        self._asked: dict[str, object] = {}  # key -> handle asked
 
     @property
     def driver(self):
@@ -30,10 +31,12 @@ class RunObserver:
     def watch(self, key: str, handle) -> None:
         """Ask process `key` (an actor or learner handle) for its target; published once it answers."""
         self.disc.discard(key)
+        self._asked[key] = handle
         self._pending[key] = handle.metrics_target.remote()
 
     def forget(self, key: str) -> None:
         self._pending.pop(key, None)
+        self._asked.pop(key, None)
         self.disc.discard(key)
 
     def collect(self, block: bool = False) -> None:
@@ -44,11 +47,11 @@ class RunObserver:
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=None if block else 0)
         for key, ref in list(self._pending.items()):
             if ref in ready:
-                del self._pending[key]
                 try:
                     self.disc.set(key, ray.get(ref))
-                except ray.exceptions.RayError:  # died before answering: asked again when it comes back
-                    pass
+                    del self._pending[key]
+                except ray.exceptions.RayError:  # asked while it was dead: ask the restarted process again
+                    self._pending[key] = self._asked[key].metrics_target.remote()
         self.pm.driver.discovery(len(self.disc))
 
     def progress(self, book, target: int, updates_per_s: float, live: int, replay_stats: dict | None) -> None:

@@ -87,6 +87,8 @@ class RayRun(Recovery):
         self.restarts = {"actor": 0, "learner": 0, "redis": 0}
         self.carried: dict[int, dict] = {}  # counters of actor incarnations that crashed
         self.actor_restarts: dict[int, int] = {}
+        self.recoveries: list[dict] = []
+        self.raced: dict[int, int] = {}
         self.evaluator = EvaluatorActor.options(num_cpus=0).remote(
             r.env_id, info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.handles: dict[int, object] = {}
@@ -127,11 +129,12 @@ class RayRun(Recovery):
     def _place(self, i: int):
         """Actor i goes to alive node i mod N. Ray's own SPREAD is best effort and packed both actors of a
         2-node test cluster onto one node now and then. Actors that reserve CPUs may go elsewhere (soft) when
-        their node is full or gone (a restarted actor whose node died goes elsewhere)."""
+        their node is full; zero-CPU actors always fit, so they are pinned (an actor whose node died is replaced
+        by a new one on a live node: cluster/recovery.py)."""
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
         if len(nodes) < 2:
             return "SPREAD"
-        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=True)  # soft: a lost node's actors move
+        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=self.cfg.runtime.actor_cpus > 0)
 
     def _check_scale_file(self) -> None:
         req = read_scale_request(self.run.path, self.scale_mtime)
@@ -156,6 +159,7 @@ class RayRun(Recovery):
             for i in [i for i, f in self.futures.items() if f in ready]:
                 try:
                     ray.get(self.futures.pop(i))  # raises if the actor failed
+                    self.obs.forget(f"actor-{i}")  # done stepping (budget spent, or scaled away)
                 except ray.exceptions.RayActorError:
                     self._actor_crashed(i)
         ids = list(self.handles)
@@ -187,8 +191,8 @@ class RayRun(Recovery):
                 self.book.eval_line(res, upd, at)
                 self.obs.driver.evaluation(res)
         if self.learner_up and self.book.eval_due() and self.eval_pending is None:
-            latest = ray.get(self.learner.latest.remote())
-            if latest["ref"] is None:
+            latest = self._ask_learner("latest")
+            if latest is None or latest["ref"] is None:
                 return
             seed = self.cfg.run.seed + 10_000 + self.book.env_steps
             fut = self.evaluator.evaluate.remote(latest["ref"], latest["version"], seed)
@@ -205,7 +209,9 @@ class RayRun(Recovery):
         return sum(s["lag_sum"] for s in self.status.values()) / seg if seg else 0.0
 
     def _save_checkpoint(self) -> None:
-        data = ray.get(self.learner.checkpoint.remote(self.book.counters()))
+        data = self._ask_learner("checkpoint", self.book.counters())
+        if data is None:
+            return
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
         tmp = self.run.checkpoints / f".latest.pt.{os.getpid()}.tmp"
         tmp.write_bytes(data)
@@ -236,7 +242,7 @@ class RayRun(Recovery):
                 lag_mean, _ = self._lag()
                 self.obs.progress(book, r.steps, ups, len(self.futures), self._replay_stats())
                 if book.log_due() and self.learner_up:
-                    extra = ray.get(self.learner.drain_metrics.remote())
+                    extra = self._ask_learner("drain_metrics") or {}
                     book.log_line(upd, self.lstat["version"], self.replay.size(),
                                   {**extra, "updates_per_s": ups, "policy_lag_mean": lag_mean,
                                    "actors": len(self.futures)})
@@ -293,6 +299,7 @@ class RayRun(Recovery):
         wall = self.lstat["wall_s"]
         return {"interrupted": interrupted, "actors": len(self.status),
                 "actor_env_steps": dict(sorted(actor_steps.items())), "restarts": dict(self.restarts),
+                "recoveries": self.recoveries,
                 "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": self.lstat["node_id"],
                 "learner_device": self.lstat["device"], "replay_inserted_transitions": inserted,
                 "policy_lag_mean": lag_mean, "policy_lag_max": lag_max, "segment_lag_mean": self._segment_lag(),

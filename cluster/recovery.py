@@ -26,18 +26,30 @@ class Recovery:
     def _actor_crashed(self, i: int) -> None:
         """Ray restarts a crashed actor (max_restarts); its run() goes on from the shared budget. What the dead
         incarnation stepped but never stored is given back to the budget once every actor is done (_top_up)."""
+        self.futures[i] = self.handles[i].run.remote(self.fresh)
+        last = self.status.pop(i, None)
+        if last is None:  # no word from it since its last crash: a call that raced the restart, not a new crash
+            self.raced[i] = self.raced.get(i, 0) + 1
+            if self.raced[i] > 50:
+                raise RuntimeError(f"actor {i} does not come back")
+            return
+        self.raced[i] = 0
         n = self.actor_restarts[i] = self.actor_restarts.get(i, 0) + 1
         if n > self.cfg.runtime.max_restarts:
             raise RuntimeError(f"actor {i} crashed {n} times")
-        last = self.status.pop(i, None)
-        if last is not None:
-            c = self.carried.setdefault(i, {"env_steps": 0, "segments": 0, "lag_sum": 0, "versions_used": []})
-            for k in ("env_steps", "segments", "lag_sum"):
-                c[k] += last[k]
-            c["versions_used"] = sorted(set(c["versions_used"]) | set(last["versions_used"]))
+        c = self.carried.setdefault(i, {"env_steps": 0, "segments": 0, "lag_sum": 0, "versions_used": []})
+        for k in ("env_steps", "segments", "lag_sum"):
+            c[k] += last[k]
+        c["versions_used"] = sorted(set(c["versions_used"]) | set(last["versions_used"]))
         self._restarted("actor")
-        self.futures[i] = self.handles[i].run.remote(self.fresh)
         self.obs.watch(f"actor-{i}", self.handles[i])
+
+    def _ask_learner(self, method: str, *args):
+        """learner.<method>(*args), or None when the learner crashed meanwhile (the next poll sees to it)."""
+        try:
+            return ray.get(getattr(self.learner, method).remote(*args), timeout=120)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return None
 
     def _poll_learner(self) -> None:
         try:
@@ -49,7 +61,10 @@ class Recovery:
             return
         if st["needs_restore"]:
             ckpt = self.run.latest_checkpoint.read_bytes() if self.run.latest_checkpoint.exists() else self.ckpt0
+            before = self.lstat.get("updates", 0)
             st = ray.get(self.learner.restore.remote(ckpt, self.book.env_steps))
+            self.recoveries.append({"process": "learner", "updates_before": before, "updates_after": st["updates"],
+                                    "version_after": st["version"], "at_env_steps": self.book.env_steps})
             ray.get(self.learner.start.remote())
             self._restarted("learner")
             self.obs.watch("learner", self.learner)
@@ -71,4 +86,5 @@ class Recovery:
         self.replay.shards[0].client.set(self.budget_key, stored)
         for i, h in self.handles.items():
             self.futures[i] = h.run.remote(self.fresh)
+            self.obs.watch(f"actor-{i}", h)
         return True

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import ray
@@ -63,7 +64,9 @@ class LearnerActor:
         self._n = 0
         self._t_replay = 0.0
         # Ray restarted this actor after a crash: publish nothing until the driver restore()s the last checkpoint
-        self.needs_restore = ray.get_runtime_context().was_current_actor_reconstructed
+        with warnings.catch_warnings():  # Ray's property reads a deprecated attribute internally
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.needs_restore = ray.get_runtime_context().was_current_actor_reconstructed
         if not self.needs_restore:
             self._publish()
 
@@ -154,6 +157,7 @@ class LearnerActor:
 
     def start(self) -> None:
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="ami-learner", daemon=True)
             self._thread.start()
 

@@ -24,6 +24,23 @@ def redis_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One Ray cluster for every Ray test of the session: two nodes of one CPU each on this machine
+    (ray.cluster_utils.Cluster), so placement across nodes is observable; shut down at the end. Never start a
+    second Ray in the session: `ami train` subprocesses attach with --ray-address ray_cluster.address."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, connect=True,
+                      head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
 def pytest_configure(config) -> None:
     """One torch thread per process: tests share two cores with Ray workers and servers."""
     import torch

@@ -1,14 +1,16 @@
 """A real Prometheus with the shipped scrape config finds every process through Discovery (file_sd and http_sd),
 scrapes them, and every dashboard expression returns data.
 
-The processes are stand-ins (exporter_proc.py) that record values through the role helpers of cluster/metrics.py.
+The processes are those of a real `ami train --backend ray` (driver, learner, two actors, one added by
+`ami scale`) attached to the session's Ray cluster, with the driver's discovery file in a temporary directory
+(AMI_PROMETHEUS_SD_DIR) and its http_sd endpoint on --metrics-port.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,10 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cluster.exporter import Discovery, DiscoveryConfig, ExporterConfig, Target, start_process_metrics
+from cluster.cli import main
+from tests.runtime.conftest import AMI, TINY, tagged_env
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = "Pendulum-v1"
 SUBST = {"$env_id": ".*", "$actor_id": ".*", "$__rate_interval": "10s"}
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None,
@@ -55,26 +57,6 @@ def wait_for(fn, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
-class Proc:
-    """A stand-in process; `stop()` closes its stdin, then terminates it if needed."""
-
-    def __init__(self, role: str, actor_id: int | None = None):
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self.p = subprocess.Popen([sys.executable, str(Path(__file__).with_name("exporter_proc.py")), role, ENV,
-                                   "-" if actor_id is None else str(actor_id)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-        self.target = Target.from_dict(json.loads(self.p.stdout.readline()))
-
-    def stop(self) -> None:
-        if self.p.poll() is None:
-            self.p.stdin.close()
-            try:
-                self.p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-
-
 def scrape_config(tmp: Path, sd_dir: Path, driver_port: int) -> Path:
     """The shipped prometheus.yml with 1 s intervals, its file_sd paths moved into tmp, plus an http_sd job."""
     cfg = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
@@ -92,29 +74,23 @@ def scrape_config(tmp: Path, sd_dir: Path, driver_port: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(ray_cluster, redis_server, tmp_path_factory):
+    """Prometheus (shipped config) scraping a real 2-actor `ami train --backend ray` attached to the session's
+    cluster; the run is stopped with SIGINT (Ctrl-C) when the module's tests are done."""
     tmp = tmp_path_factory.mktemp("prom")
-    disc = Discovery("test-run", DiscoveryConfig(directory=str(tmp / "sd")))
-    driver = start_process_metrics("driver", ENV, cfg=ExporterConfig(bind_host="127.0.0.1"),
-                                   routes={"/sd": disc.http_sd})
-    procs: dict[str, Proc] = {}
-    prom = None
+    sd, run, driver_port = tmp / "sd", tmp / "run", free_port()
+    env = {**tagged_env()[0], "AMI_PROMETHEUS_SD_DIR": str(sd)}
+    train = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "2", "--steps", "1000000",
+                              "--run-dir", str(run), "--ray-address", ray_cluster.address, "--redis-url",
+                              redis_server.url, "--metrics-port", str(driver_port), *TINY, "runtime.poll_s=0.2"],
+                             cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=open(tmp / "train.log", "w"),
+                             text=True)
+    port = free_port()
+    prom = subprocess.Popen(["prometheus", f"--config.file={scrape_config(tmp, sd, driver_port)}",
+                             f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
+    base = f"http://127.0.0.1:{port}"
     try:
-        disc.set("driver", driver.target)
-        for key, role, aid in (("actor-0", "actor", 0), ("actor-1", "actor", 1), ("learner", "learner", None)):
-            procs[key] = Proc(role, aid)
-            disc.set(key, procs[key].target)
-        driver.driver.progress(env_steps=1000, target_steps=5000, episodes=5, updates_per_s=12.5, live_actors=2)
-        driver.driver.evaluation({"eval_return_mean": -900.0, "eval_return_std": 50.0})
-        driver.driver.discovery(len(disc))
-        driver.replay.observe_server({"inserted_transitions": 1000, "sampled_windows": 4000, "size_transitions": 900,
-                                      "capacity_transitions": 100_000, "evicted_transitions": 100})
-        port = free_port()
-        prom = subprocess.Popen(["prometheus", f"--config.file={scrape_config(tmp, tmp / 'sd', driver.target.port)}",
-                                 f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
-        base = f"http://127.0.0.1:{port}"
-
         def ready() -> bool:
             try:
                 return urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200
@@ -123,32 +99,42 @@ def stack(tmp_path_factory):
                 return False
 
         wait_for(ready, 20, "prometheus ready")
-        yield {"base": base, "disc": disc, "driver": driver, "procs": procs}
+        yield {"base": base, "run": run, "sd": sd, "train": train, "tmp": tmp}
     finally:
-        if prom is not None:
-            prom.terminate()
-            prom.wait(timeout=10)
-        for p in procs.values():
-            p.stop()
-        driver.close()
-        disc.close()
+        if train.poll() is None:
+            train.send_signal(signal.SIGINT)
+            try:
+                train.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                train.kill()
+        prom.terminate()
+        prom.wait(timeout=10)
 
 
-def up_targets(base: str, job: str) -> dict[str, str]:
-    """scrapeUrl host:port -> health of the active targets of `job`."""
-    return {t["labels"]["instance"]: t["health"] for t in api(base, "targets", state="active")["activeTargets"]
-            if t["labels"]["job"] == job}
+def expected_keys(sd: Path) -> set[str]:
+    """role/actor_id of the targets in the run's discovery file."""
+    out = set()
+    for f in sd.glob("*.json"):
+        for g in json.loads(f.read_text()):
+            out.add(f"{g['labels']['role']}{g['labels'].get('actor_id', '')}")
+    return out
+
+
+def role_health(base: str, job: str) -> dict[str, str]:
+    """role+actor_id -> health of the active targets of `job`."""
+    return {f"{t['labels'].get('role')}{t['labels'].get('actor_id', '')}": t["health"]
+            for t in api(base, "targets", state="active")["activeTargets"] if t["labels"]["job"] == job}
+
+
+ALL = {"driver", "learner", "actor0", "actor1"}
 
 
 @pytest.mark.parametrize("job", ["ami", "ami-http"])
-def test_every_process_is_an_up_target(stack, job: str) -> None:
-    want = {t.address for t in [stack["driver"].target, *(p.target for p in stack["procs"].values())]}
-    got = wait_for(lambda: (lambda u: u if set(u) == want and set(u.values()) == {"up"} else None)(
-        up_targets(stack["base"], job)), 20, f"{job} targets up")
-    assert set(got) == want
-    roles = {t["labels"].get("role") for t in api(stack["base"], "targets", state="active")["activeTargets"]
-             if t["labels"]["job"] == job}
-    assert roles == {"driver", "actor", "learner"}
+def test_every_process_of_a_real_run_is_an_up_target(stack, job: str) -> None:
+    got = wait_for(lambda: (lambda h: h if ALL <= set(h) and {h[k] for k in ALL} == {"up"} else None)(
+        role_health(stack["base"], job)), 60, f"{job}: driver, learner and both actors up")
+    assert {k for k in got if k.startswith("actor")} == {"actor0", "actor1"}
+    assert expected_keys(stack["sd"]) == ALL  # file_sd: exactly the live processes
 
 
 def test_every_dashboard_expression_returns_series(stack) -> None:
@@ -156,9 +142,9 @@ def test_every_dashboard_expression_returns_series(stack) -> None:
     import generate
 
     base = stack["base"]
-    wait_for(lambda: set(up_targets(base, "ami").values()) == {"up"}, 20, "targets up")
+    wait_for(lambda: ALL <= {k for k, v in role_health(base, "ami").items() if v == "up"}, 60, "targets up")
     missing: list[str] = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # long enough for warmup, updates, snapshots and the first evaluation
     for uid, (title, panels) in generate.DASHBOARDS.items():
         dash = generate.dashboard(uid, title, panels)
         for p in dash["panels"]:
@@ -181,16 +167,18 @@ def test_every_dashboard_expression_returns_series(stack) -> None:
     assert not missing, "\n".join(missing)
 
 
-def test_discovery_follows_actors_added_and_gone(stack) -> None:
-    base, disc = stack["base"], stack["disc"]
-    new = Proc("actor", 7)
-    try:
-        disc.set("actor-7", new.target)
-        wait_for(lambda: up_targets(base, "ami").get(new.target.address) == "up", 15, "new actor scraped")
-        wait_for(lambda: up_targets(base, "ami-http").get(new.target.address) == "up", 15, "new actor via http_sd")
-        q = 'ami_actor_env_steps_total{actor_id="7", job="ami"}'
-        wait_for(lambda: api(base, "query", query=q)["result"], 15, "actor 7 series")
-    finally:
-        new.stop()
-        disc.discard("actor-7")
-    wait_for(lambda: new.target.address not in up_targets(base, "ami"), 15, "stopped actor dropped")
+def test_discovery_follows_actors_added_and_gone_then_ctrl_c_leaves_nothing(stack) -> None:
+    base, run, train = stack["base"], stack["run"], stack["train"]
+    assert main(["scale", str(run), "--actors", "3"]) == 0
+    wait_for(lambda: role_health(base, "ami").get("actor2") == "up", 60, "added actor scraped")
+    wait_for(lambda: role_health(base, "ami-http").get("actor2") == "up", 30, "added actor via http_sd")
+    q = 'ami_actor_env_steps_total{actor_id="2", job="ami"}'
+    wait_for(lambda: api(base, "query", query=q)["result"], 30, "actor 2 series")
+    assert main(["scale", str(run), "--actors", "2"]) == 0
+    wait_for(lambda: "actor2" not in role_health(base, "ami"), 30, "scaled-away actor dropped")
+    train.send_signal(signal.SIGINT)
+    out, _ = train.communicate(timeout=90)
+    assert train.returncode == 0, (stack["tmp"] / "train.log").read_text()[-3000:]
+    assert json.loads(out.strip().splitlines()[-1])["interrupted"]
+    assert list(stack["sd"].glob("*.json")) == []  # the run's discovery file went with it
+    wait_for(lambda: not role_health(base, "ami"), 30, "targets gone")

@@ -1,5 +1,5 @@
-"""One Ray cluster for every Ray test of the session: two nodes of one CPU each on this machine
-(ray.cluster_utils.Cluster), so placement across nodes is observable; shut down at the end."""
+"""Helpers of the Ray tests (the session's one Ray cluster, `ray_cluster`, lives in tests/conftest.py so that
+tests/runtime, tests/observability and tests/chaos share it)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,12 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 AMI = [sys.executable, "-m", "cluster.cli"]
 TINY = ["--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300", "run.eval_episodes=2",
         "run.log_every=150", "learner.warmup_steps=150", "learner.batch_size=32", "learner.snapshot_every=10",
         "learner.checkpoint_every=50", "agent.world_model.hidden=32", "agent.encoder.hidden=32",
         "agent.planner.samples=16", "agent.planner.iterations=1", "runner.segment_length=16"]
-
-
-@pytest.fixture(scope="session")
-def ray_cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, connect=True,
-                      head_node_args={"num_cpus": 1, "include_dashboard": False})
-    cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
 
 
 def tagged_env() -> tuple[dict, str]:

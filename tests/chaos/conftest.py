@@ -1,0 +1,109 @@
+"""Helpers of the chaos drills: a run of `ami train --backend ray` on the session's cluster in a thread of the
+test process, its processes found by their Ray process titles, its metrics read from the endpoints it exports."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+
+from cluster.cli import main
+from memory.codec import decode_segment
+from tests.runtime.conftest import TINY
+
+CHAOS = [*TINY, "runtime.poll_s=0.1"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(fn, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: {last!r}")
+
+
+class Train:
+    """`ami train ARGS` in a thread (the driver is this process, attached to the session's Ray)."""
+
+    def __init__(self, args: list[str]):
+        self.rc: int | None = None
+        self.thread = threading.Thread(target=lambda: setattr(self, "rc", main(args)), daemon=True)
+        self.thread.start()
+
+    def join(self, timeout: float = 240) -> int | None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the run did not finish"
+        return self.rc
+
+
+def ray_pids(title: str) -> list[int]:
+    """Pids of the live Ray workers running an actor of class `title` (their process title is ray::<title>...)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+                if cmd.startswith(f"ray::{title}".encode()) and b"IDLE" not in cmd:
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+def scrape(address: str) -> dict[str, float]:
+    """`name{labels}` -> value of a /metrics endpoint (names without labels too, for the unlabelled lookups)."""
+    try:
+        text = urllib.request.urlopen(f"http://{address}/metrics", timeout=2).read().decode()
+    except OSError:
+        return {}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, val = line.rpartition(" ")
+            out[key] = float(val)
+            out.setdefault(key.split("{")[0], float(val))
+    return out
+
+
+def metric(address: str, name: str, **labels: str) -> float | None:
+    """Value of the first series of `name` whose labels include `labels`."""
+    for key, v in scrape(address).items():
+        if key.split("{")[0] == name and all(f'{k}="{x}"' in key for k, x in labels.items()):
+            return v
+    return None
+
+
+def targets(sd_dir: Path) -> dict[str, str]:
+    """role+actor_id -> host:port, from the run's discovery file."""
+    out = {}
+    for f in sd_dir.glob("*.json"):
+        for g in json.loads(f.read_text()):
+            out[f"{g['labels']['role']}{g['labels'].get('actor_id', '')}"] = g["targets"][0]
+    return out
+
+
+def stored_steps(url: str, run_name: str) -> tuple[int, list]:
+    """Transitions in the stored segments of a run's replay namespace, and the segments."""
+    client = redis.Redis.from_url(url)
+    segs = [decode_segment(client.get(k)) for k in client.scan_iter(match=f"ami:{run_name}-*:replay:seg:*",
+                                                                      count=1000)]
+    client.close()
+    return sum(len(g) for g in segs), segs
+
+
+def summary(run: Path) -> dict:
+    return json.loads((run / "summary.json").read_text())
