@@ -21,7 +21,7 @@ import torch
 
 from actors.runner import EpisodeRunner, RunnerConfig, evaluate
 from agent.agent import Agent
-from agent.configurator import ComputeBudget, configure
+from agent.configurator import HIERARCHY_MIN_EPISODE, ComputeBudget, configure, plan_config
 from envs import register_envs
 from memory.local import LocalReplay
 
@@ -36,13 +36,18 @@ def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: b
     cfg = configure(env.observation_space, env.action_space, "goal", budget)
     if hierarchical is not None and hierarchical != cfg.hierarchy.enabled:
         # the other mode at the same budget: ask the configurator as if the episodes were long / short
-        other = ComputeBudget(plan_evals=plan_evals, episode_steps=1000 if hierarchical else 50, device=device)
+        steps = max(episode_steps, HIERARCHY_MIN_EPISODE) if hierarchical else HIERARCHY_MIN_EPISODE - 1
+        other = ComputeBudget(plan_evals=plan_evals, episode_steps=steps, device=device)
         cfg = configure(env.observation_space, env.action_space, "goal", other)
     small = dict(hidden=64, latent_dim=16)  # tiny nets: the 2D tasks need no more, and CPU time is scarce
     cfg = dataclasses.replace(cfg, world_model=dataclasses.replace(cfg.world_model, **small),
                               encoder=dataclasses.replace(cfg.encoder, hidden=64),
                               optim=dataclasses.replace(cfg.optim, batch_size=128))
     return Agent(env.observation_space, env.action_space, cfg, device=device)
+
+
+def agent_space(env_id: str) -> gym.Space:
+    return gym.make(env_id).action_space
 
 
 def collect(env_id: str, agent: Agent, steps: int, seed: int = 0, num_envs: int = 8, repeat: int = 8) -> LocalReplay:
@@ -70,19 +75,28 @@ def play(env_id: str, agent: Agent, episodes: int, seed: int, batch: int = 25) -
     agent.plan_counter.clear()
     if agent.two_level is not None:
         agent.two_level.counter.clear()
-    decisions = 0
+    calls = 0
+    act = agent.act
+
+    def counted(obs, stm, explore=True):
+        nonlocal calls
+        calls += len(next(iter(obs.values())))  # one decision per env per step
+        return act(obs, stm, explore)
+
+    agent.act = counted
     for i in range(0, episodes, batch):
         n = min(batch, episodes - i)
         out = evaluate(env_id, agent, n, seed + i)
         succ.append(out["eval_success_rate"] * n)
-        decisions += int(out.get("eval_decisions", 0))
+    del agent.act
     wall = time.perf_counter() - t0
     counts = dict(agent.plan_counter)
     if agent.two_level is not None:
         counts = {k: counts.get(k, 0) + v for k, v in agent.two_level.counter.items()}
+    total = int(sum(counts.values()))
     return {"success_rate": float(np.sum(succ) / episodes), "seconds_per_episode": wall / episodes,
-            "wall_seconds": wall, "model_evals": int(sum(counts.values())), **{f"evals_{k}": v
-                                                                                for k, v in counts.items()}}
+            "wall_seconds": wall, "decisions": calls, "model_evals_per_decision": round(total / max(calls, 1)),
+            **{f"evals_{k}_per_decision": round(v / max(calls, 1)) for k, v in counts.items()}}
 
 
 def main() -> None:
@@ -96,29 +110,46 @@ def main() -> None:
     p.add_argument("--pixels", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--planners", default=None, help="comma list of auto|flat|flat-long|hierarchical (default: "
+                   "two-rooms auto; maze hierarchical,flat,flat-long: flat ones get the evaluations hierarchical used)")
     a = p.parse_args()
     pix = "Pixels" if a.pixels else ""
     if a.task == "two-rooms":
-        env_id, modes, episodes, limit = f"ami/TwoRooms{pix}-v0", [None], a.episodes or 100, 100
+        env_id, planners, episodes, limit = f"ami/TwoRooms{pix}-v0", "auto", a.episodes or 100, 100
     else:
-        env_id, modes, episodes, limit = f"ami/FourRooms{pix}-v0", [False, True], a.episodes or 50, 300
-    replay = None
-    for mode in modes:
-        agent = make_agent(env_id, a.plan_evals, limit, mode, a.seed, a.device)
-        # FourRooms starts in far corners: explore on the same maze with starts anywhere
-        explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id
-        replay = replay or collect(explore_id, agent, a.steps, a.seed)
-        t0 = time.perf_counter()
-        m = train(agent, replay, a.updates, window=2 * agent.cfg.hierarchy.k)
-        train_s = time.perf_counter() - t0
+        env_id, planners, episodes, limit = (f"ami/FourRooms{pix}-v0", "hierarchical,flat,flat-long",
+                                             a.episodes or 50, 300)
+    pick = {"auto": None, "flat": False, "flat-long": False, "hierarchical": True}
+    names = (a.planners or planners).split(",")
+    modes = [pick[x] for x in names]
+    # one world model for every planner: train with level 2 on (when any mode uses it), then every planner acts
+    # on the same level-1 weights, so the comparison is between planners alone
+    trained = make_agent(env_id, a.plan_evals, limit, True if True in modes else modes[0], a.seed, a.device)
+    explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id  # maze: starts anywhere
+    t0 = time.perf_counter()
+    replay = collect(explore_id, trained, a.steps, a.seed)
+    collect_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    m = train(trained, replay, a.updates, window=2 * max(trained.cfg.hierarchy.k, 4))
+    train_s = time.perf_counter() - t0
+    budget = a.plan_evals
+    for name in names:
+        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device)
+        agent.load_state_dict(trained.state_dict(), strict=False)  # flat agents have no level 2
+        if name == "flat-long":  # flat, looking as far ahead as level 2 does, at the same evaluations
+            h = trained.cfg.hierarchy
+            long = plan_config(agent_space(env_id), budget, horizon=h.k * h.planner.horizon)
+            agent.set_planner(dataclasses.replace(long, policy_samples=0, explore_std=0.3))
         res = play(env_id, agent, episodes, seed=10_000 + a.seed)
-        kind = "hierarchical" if agent.cfg.hierarchy.enabled else "flat"
+        if name == "hierarchical":  # flat planners after it get what it really used (proposals included)
+            budget = res["model_evals_per_decision"]
+        kind = name if name != "auto" else ("hierarchical" if agent.cfg.hierarchy.enabled else "flat")
         print(json.dumps({"env": env_id, "planner": kind, "episodes": episodes, "random_steps": a.steps,
-                          "updates": a.updates, "train_seconds": round(train_s, 1), "plan_evals": a.plan_evals,
+                          "collect_seconds": round(collect_s, 1), "updates": a.updates,
+                          "train_seconds": round(train_s, 1), "plan_evals": a.plan_evals,
                           **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
                           "loss_prediction": round(m.get("loss_prediction", 0.0), 5),
                           "l2_loss_prediction": round(m.get("l2_loss_prediction", 0.0), 5)}), flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -42,7 +42,7 @@ def test_configurator_goal_tasks_are_reward_free_and_pick_flat_or_hierarchical()
     register_test_envs()
     env = gym.make("ami/FourRooms-v0")
     obs, act = env.observation_space, env.action_space
-    short = configure(obs, act, "goal", ComputeBudget(plan_evals=2048, episode_steps=100))
+    short = configure(obs, act, "goal", ComputeBudget(plan_evals=2048, episode_steps=50))
     long = configure(obs, act, "goal", ComputeBudget(plan_evals=2048, episode_steps=300))
     poor = configure(obs, act, "goal", ComputeBudget(plan_evals=256, episode_steps=300))
     for cfg in (short, long, poor):
