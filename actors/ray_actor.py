@@ -117,6 +117,7 @@ class ActorWorker:
         self.paused_s = 0.0
         self.t_run = 0.0
         self._t_replay = 0.0
+        self.replay_stats: dict = {}
 
     def metrics_target(self) -> dict:
         """Where this process serves /metrics (host, port, labels), for the driver's discovery."""
@@ -176,7 +177,14 @@ class ActorWorker:
         """(first step index, vector steps granted) from the shared budget."""
         m = self.spec.runner.num_envs
         want = self.spec.claim_steps * m
-        total = int(self.budget.incrby(self.spec.budget_key, want))
+        for attempt in range(600):  # Redis restarting (its supervisor brings it back): wait up to ~60 s
+            try:
+                total = int(self.budget.incrby(self.spec.budget_key, want))
+                break
+            except redis.exceptions.ConnectionError:
+                if attempt == 599 or self._stop.is_set():
+                    raise
+                time.sleep(0.1)
         start = total - want
         self.claimed_total = min(total, self.spec.steps)
         return start, max(0, min(want, self.spec.steps - start)) // m
@@ -213,7 +221,8 @@ class ActorWorker:
                         self.runner.episodes.clear()
                     self._observe_replay()
             self.runner.flush_all()
-            self.replay.flush()
+            self.replay.flush(60.0)
+            self._observe_replay(0.0)
         finally:
             self.t_run += time.perf_counter() - t0
         return self.status(drain=False)
@@ -222,7 +231,11 @@ class ActorWorker:
         now = time.perf_counter()
         if now - self._t_replay >= every_s:
             self._t_replay = now
-            self.pm.replay.observe_client(self.replay.stats())
+            try:
+                self.replay_stats = self.replay.stats()
+            except redis.exceptions.RedisError:
+                return
+            self.pm.replay.observe_client(self.replay_stats)
 
     def stop(self) -> None:
         self._stop.set()
@@ -238,7 +251,9 @@ class ActorWorker:
                     "version": self.runner.policy_version, "segments": self.segments, "lag_sum": self.lag_sum,
                     "lag_max": self.lag_max, "versions_used": sorted(self.versions_used),
                     "latencies": list(self.latencies), "paused_s": self.paused_s, "run_s": self.t_run,
-                    "node_id": ray.get_runtime_context().get_node_id()}
+                    "node_id": ray.get_runtime_context().get_node_id(),
+                    "replay_dropped": self.replay_stats.get("dropped_transitions", 0.0),
+                    "replay_retries": self.replay_stats.get("write_retries", 0.0)}
 
     def close(self) -> None:
         self.runner.close()

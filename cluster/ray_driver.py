@@ -243,7 +243,7 @@ class RayRun(Recovery):
                 self.obs.progress(book, r.steps, ups, len(self.futures), self._replay_stats())
                 if book.log_due() and self.learner_up:
                     extra = self._ask_learner("drain_metrics") or {}
-                    book.log_line(upd, self.lstat["version"], self.replay.size(),
+                    book.log_line(upd, self.lstat["version"], self._replay_size(),
                                   {**extra, "updates_per_s": ups, "policy_lag_mean": lag_mean,
                                    "actors": len(self.futures)})
                 bar.n = book.env_steps
@@ -282,6 +282,12 @@ class RayRun(Recovery):
         self.obs.progress(self.book, self.cfg.run.steps, 0.0, 0, self._replay_stats())
         return self.book.summary(self.lstat["updates"], self.lstat["version"], self._extras(interrupted))
 
+    def _replay_size(self) -> int:
+        try:
+            return self.replay.size()
+        except Exception:  # redis restarting
+            return 0
+
     def _replay_stats(self) -> dict | None:
         try:
             return self.replay.stats()
@@ -310,7 +316,9 @@ class RayRun(Recovery):
                 "learner_busy_fraction": self.lstat["busy_s"] / wall if wall else 0.0,
                 "actor_paused_s": sum(s["paused_s"] for s in st),
                 "env_steps_per_s": sum(s["env_steps"] for s in st) / max([s["run_s"] for s in st] or [1.0]),
-                "weights_mb": self.lstat.get("weights_mb")}
+                "weights_mb": self.lstat.get("weights_mb"),
+                "replay_dropped_transitions": sum(s.get("replay_dropped", 0.0) for s in st),
+                "replay_write_retries": sum(s.get("replay_retries", 0.0) for s in st)}
 
 
     def close(self) -> None:

@@ -79,9 +79,9 @@ class Recovery:
         return self.book.resumed_at + int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
 
     def _top_up(self) -> bool:
-        """Every actor is done: when crashes lost claimed-but-unstored steps, hand them back to the budget and
-        run the actors again; True when it did."""
-        if not self.actor_restarts or self.cfg.run.steps <= (stored := self._stored()):
+        """Every actor is done: when crashes lost claimed-but-unstored steps (a dead actor's buffer, the last
+        second of a crashed Redis), hand them back to the budget and run the actors again; True when it did."""
+        if not (self.actor_restarts or self.restarts["redis"]) or self.cfg.run.steps <= (stored := self._stored()):
             return False
         self.replay.shards[0].client.set(self.budget_key, stored)
         for i, h in self.handles.items():

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import ray
+import redis
 import torch
 
 from agent.agent import Agent
@@ -103,7 +104,10 @@ class LearnerActor:
         self._latest = {"version": self.learner.version, "ref": ref, "published_at": now,
                         "updates": self.learner.updates}
         if self.version_key:  # the high-water mark a restarted learner continues from
-            self.replay.shards[0].client.set(self.version_key, self.learner.version)
+            try:
+                self.replay.shards[0].client.set(self.version_key, self.learner.version)
+            except redis.exceptions.ConnectionError:
+                pass  # Redis restarting; the next publish writes a higher mark
         self.pm.learner.published(self.learner.version)
 
     def latest(self) -> dict:
@@ -150,8 +154,11 @@ class LearnerActor:
     def _loop(self) -> None:
         try:
             while not self._stop.is_set():
-                if not self._train_owed(self.env_steps(), self.chunk):
-                    self._stop.wait(0.01)
+                try:
+                    if not self._train_owed(self.env_steps(), self.chunk):
+                        self._stop.wait(0.01)
+                except redis.exceptions.ConnectionError:  # Redis restarting: its supervisor brings it back
+                    self._stop.wait(0.2)
         except Exception:  # surfaced through status(); the driver stops the run
             self._error = traceback.format_exc(limit=6)
 
