@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import ray
@@ -44,7 +44,7 @@ class ActorSpec:
     """Envs per actor, segment length, seed and actor id."""
     replay: ReplayConfig
     """Replay settings (namespace, capacity)."""
-    url: str
+    url: str = field(repr=False)
     """Redis URL of the replay (never logged)."""
     budget_key: str
     """Redis key of the run's claimed env-step counter."""
