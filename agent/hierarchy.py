@@ -189,11 +189,6 @@ class Level2State:
         self.age = torch.zeros(window.shape[0], dtype=torch.long)
 
 
-def l2_action_spec(model: Level2Model) -> ActionSpec:
-    """The low-level action spec behind a level-2 model (level 2's macro encoder reads k of these)."""
-    return model.level2.low_action
-
-
 def _headings(spec: ActionSpec, device: torch.device) -> torch.Tensor:
     """Constant low-level actions to hold: 8 compass headings for 2D Box actions, every one-hot for Discrete,
     the signed unit axes otherwise."""
@@ -263,8 +258,7 @@ class TwoLevelPlanner:
         constant-heading chunks cover "go round the wall, then to the goal" with in-distribution macros, and
         MPPI then refines the winner locally."""
         l2 = model.level2
-        spec = l2_action_spec(model)
-        dirs = _headings(spec, S.device)  # [n, A] low-level actions in model units
+        dirs = _headings(l2.low_action, S.device)  # [n, A] low-level actions in model units
         codes = l2.macro(dirs[:, None].expand(-1, l2.cfg.k, -1).flatten(1))  # [n, m]
         switch = sorted({max(h // 4, 1), max(h // 2, 1), max(3 * h // 4, 1)})
         seqs = [torch.cat([c1.expand(j, -1), c2.expand(h - j, -1)]) for c1 in codes for c2 in codes for j in switch]

@@ -1,11 +1,16 @@
 """Goal reaching and H-JEPA: reward-free world model from random play, then goal-conditioned planning.
 
-  .venv/bin/python benchmarks/goal_reaching.py two-rooms [--episodes 100] [--steps 20000] [--updates 3000]
-  .venv/bin/python benchmarks/goal_reaching.py maze [--episodes 50] [--plan-evals 1536]
+  .venv/bin/python benchmarks/goal_reaching.py two-rooms [--episodes 100] [--steps 20000] [--updates 2000]
+  .venv/bin/python benchmarks/goal_reaching.py maze [--episodes 50] [--steps 60000] [--updates 4000]
+  add --pixels for the 64x64 image variants, --device cuda on a GPU, --planners to pick planners
 
-two-rooms: TwoRooms success rate and seconds per episode (CPU, episodes played in parallel batches).
-maze: FourRooms success, flat vs hierarchical planning at the same world-model evaluations per decision (both
-levels' predictor calls counted). Both train one agent per mode on the same random-play replay.
+One world model (level 1 + level 2, trained jointly on random play whose actions are held 8 steps; no reward)
+serves every planner, so planners are compared on the same weights. Success over N episodes played in parallel
+batches of 25 (seconds per episode = wall time / N, CPU, one torch thread). World-model evaluations are counted
+per decision at both levels (each predictor call on each candidate); flat planners that follow the hierarchical
+one get the evaluations per decision it really used (its macro proposals included). two-rooms defaults to the
+configurator's choice; maze runs hierarchical, flat (the configurator's flat horizon) and flat-long (flat with
+level 2's look-ahead, k x level-2 horizon steps).
 """
 
 from __future__ import annotations
