@@ -24,7 +24,7 @@ from cluster.bookkeeping import RunBook
 from cluster.config import TrainConfig, resolve_agent, to_dict
 from cluster.envinfo import EnvInfo
 from cluster.observe import RunObserver
-from cluster.recovery import Recovery
+from cluster.recovery import DEAD, UNREACHABLE, Recovery
 from cluster.rundir import RunDir
 from cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from cluster.services import Services
@@ -89,7 +89,7 @@ class RayRun(Recovery):
         self.actor_restarts: dict[int, int] = {}
         self.recoveries: list[dict] = []
         self.raced: dict[int, int] = {}
-        self.evaluator = EvaluatorActor.options(num_cpus=0).remote(
+        self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=rt.max_restarts).remote(
             r.env_id, info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.handles: dict[int, object] = {}
         self.futures: dict[int, ray.ObjectRef] = {}
@@ -120,11 +120,15 @@ class RayRun(Recovery):
             self.handles[i].stop.remote()
         next_id = max(self.handles, default=-1) + 1
         for i in range(next_id, next_id + max(0, k - len(live))):
-            h = ActorWorker.options(num_cpus=self.cfg.runtime.actor_cpus, scheduling_strategy=self._place(i),
-                                    max_restarts=self.cfg.runtime.max_restarts).remote(self._spec(i), self.learner)
-            self.handles[i] = h
-            self.futures[i] = h.run.remote(self.fresh)
-            self.obs.watch(f"actor-{i}", h)
+            self._spawn(i)
+
+    def _spawn(self, i: int) -> None:
+        """Start actor i (also: a replacement for one whose node is gone) and its run()."""
+        h = ActorWorker.options(num_cpus=self.cfg.runtime.actor_cpus, scheduling_strategy=self._place(i),
+                                max_restarts=self.cfg.runtime.max_restarts).remote(self._spec(i), self.learner)
+        self.handles[i] = h
+        self.futures[i] = h.run.remote(self.fresh)
+        self.obs.watch(f"actor-{i}", h)
 
     def _place(self, i: int):
         """Actor i goes to alive node i mod N. Ray's own SPREAD is best effort and packed both actors of a
@@ -160,14 +164,14 @@ class RayRun(Recovery):
                 try:
                     ray.get(self.futures.pop(i))  # raises if the actor failed
                     self.obs.forget(f"actor-{i}")  # done stepping (budget spent, or scaled away)
-                except ray.exceptions.RayActorError:
+                except DEAD:
                     self._actor_crashed(i)
         ids = list(self.handles)
         refs = [self.handles[i].status.remote() for i in ids]
         for i, ref in zip(ids, refs, strict=True):
             try:
                 st = ray.get(ref, timeout=30)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            except UNREACHABLE:
                 continue  # crashed (noticed through its run() call) or still restarting
             self.book.add_episodes(st["returns"])
             self.status[i] = st

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import ray
 
+DEAD = (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError)
+"""What a call to a crashed actor raises (an actor pinned to a node that died cannot even be rescheduled)."""
+UNREACHABLE = (*DEAD, ray.exceptions.GetTimeoutError)
+
 
 class Recovery:
     """Crash handling of RayRun; uses its cfg, run, book, handles, futures, status, learner, replay, obs."""
@@ -26,9 +30,13 @@ class Recovery:
     def _actor_crashed(self, i: int) -> None:
         """Ray restarts a crashed actor (max_restarts); its run() goes on from the shared budget. What the dead
         incarnation stepped but never stored is given back to the budget once every actor is done (_top_up)."""
-        self.futures[i] = self.handles[i].run.remote(self.fresh)
+        gone = _dead_for_good(self.handles[i])  # e.g. pinned to a node that died: Ray cannot restart it there
+        if gone:
+            self._spawn(i)  # a new process for actor i on a live node
+        else:
+            self.futures[i] = self.handles[i].run.remote(self.fresh)
         last = self.status.pop(i, None)
-        if last is None:  # no word from it since its last crash: a call that raced the restart, not a new crash
+        if last is None and not gone:  # no word since its last crash: a call that raced the restart, no new crash
             self.raced[i] = self.raced.get(i, 0) + 1
             if self.raced[i] > 50:
                 raise RuntimeError(f"actor {i} does not come back")
@@ -37,10 +45,11 @@ class Recovery:
         n = self.actor_restarts[i] = self.actor_restarts.get(i, 0) + 1
         if n > self.cfg.runtime.max_restarts:
             raise RuntimeError(f"actor {i} crashed {n} times")
-        c = self.carried.setdefault(i, {"env_steps": 0, "segments": 0, "lag_sum": 0, "versions_used": []})
-        for k in ("env_steps", "segments", "lag_sum"):
-            c[k] += last[k]
-        c["versions_used"] = sorted(set(c["versions_used"]) | set(last["versions_used"]))
+        if last is not None:
+            c = self.carried.setdefault(i, {"env_steps": 0, "segments": 0, "lag_sum": 0, "versions_used": []})
+            for k in ("env_steps", "segments", "lag_sum"):
+                c[k] += last[k]
+            c["versions_used"] = sorted(set(c["versions_used"]) | set(last["versions_used"]))
         self._restarted("actor")
         self.obs.watch(f"actor-{i}", self.handles[i])
 
@@ -48,13 +57,13 @@ class Recovery:
         """learner.<method>(*args), or None when the learner crashed meanwhile (the next poll sees to it)."""
         try:
             return ray.get(getattr(self.learner, method).remote(*args), timeout=120)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        except UNREACHABLE:
             return None
 
     def _poll_learner(self) -> None:
         try:
             st = ray.get(self.learner.status.remote(), timeout=30)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        except UNREACHABLE:
             if self.learner_up:  # crashed: Ray restarts it; restored from the last checkpoint when it answers
                 self.learner_up = False
                 self.obs.forget("learner")
@@ -88,3 +97,13 @@ class Recovery:
             self.futures[i] = h.run.remote(self.fresh)
             self.obs.watch(f"actor-{i}", h)
         return True
+
+
+def _dead_for_good(handle) -> bool:
+    """True when Ray reports the actor DEAD (restarts exhausted or impossible), not RESTARTING."""
+    try:
+        from ray._private.state import actors
+
+        return actors(handle._actor_id.hex()).get("State") == "DEAD"
+    except Exception:  # internal API unavailable: assume Ray restarts it
+        return False
