@@ -64,6 +64,9 @@ class Recovery:
         try:
             st = ray.get(self.learner.status.remote(), timeout=30)
         except UNREACHABLE:
+            if _dead_for_good(self.learner):
+                raise RuntimeError(f"the learner crashed more than runtime.max_restarts="
+                                   f"{self.cfg.runtime.max_restarts} times") from None
             if self.learner_up:  # crashed: Ray restarts it; restored from the last checkpoint when it answers
                 self.learner_up = False
                 self.obs.forget("learner")
