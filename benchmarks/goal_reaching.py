@@ -32,7 +32,7 @@ from memory.local import LocalReplay
 
 
 def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: bool | None = None,
-               seed: int = 0, device: str = "cpu") -> Agent:
+               seed: int = 0, device: str = "cpu", level2_horizon: int = 0) -> Agent:
     """The configurator's goal-task agent; `hierarchical` overrides its flat/hierarchical choice."""
     register_envs()
     torch.manual_seed(seed)
@@ -44,6 +44,10 @@ def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: b
         steps = max(episode_steps, HIERARCHY_MIN_EPISODE) if hierarchical else HIERARCHY_MIN_EPISODE - 1
         other = ComputeBudget(plan_evals=plan_evals, episode_steps=steps, device=device)
         cfg = configure(env.observation_space, env.action_space, "goal", other)
+    if level2_horizon:
+        h = cfg.hierarchy
+        cfg = dataclasses.replace(cfg, hierarchy=dataclasses.replace(
+            h, planner=dataclasses.replace(h.planner, horizon=level2_horizon)))
     small = dict(hidden=64, latent_dim=16)  # tiny nets: the 2D tasks need no more, and CPU time is scarce
     cfg = dataclasses.replace(cfg, world_model=dataclasses.replace(cfg.world_model, **small),
                               encoder=dataclasses.replace(cfg.encoder, hidden=64),
@@ -115,6 +119,7 @@ def main() -> None:
     p.add_argument("--pixels", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--level2-horizon", type=int, default=0, help="override level 2's planning horizon")
     p.add_argument("--planners", default=None, help="comma list of auto|flat|flat-long|hierarchical (default: "
                    "two-rooms auto; maze hierarchical,flat,flat-long: flat ones get the evaluations hierarchical used)")
     a = p.parse_args()
@@ -129,7 +134,8 @@ def main() -> None:
     modes = [pick[x] for x in names]
     # one world model for every planner: train with level 2 on (when any mode uses it), then every planner acts
     # on the same level-1 weights, so the comparison is between planners alone
-    trained = make_agent(env_id, a.plan_evals, limit, True if True in modes else modes[0], a.seed, a.device)
+    trained = make_agent(env_id, a.plan_evals, limit, True if True in modes else modes[0], a.seed, a.device,
+                         a.level2_horizon)
     explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id  # maze: starts anywhere
     t0 = time.perf_counter()
     replay = collect(explore_id, trained, a.steps, a.seed)
@@ -139,7 +145,7 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     budget = a.plan_evals
     for name in names:
-        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device)
+        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device, a.level2_horizon)
         agent.load_state_dict(trained.state_dict(), strict=False)  # flat agents have no level 2
         if name == "flat-long":  # flat, looking as far ahead as level 2 does, at the same evaluations
             h = trained.cfg.hierarchy
