@@ -13,14 +13,15 @@ from tests.chaos.conftest import CHAOS, Train, free_port, metric, summary, wait_
 STEPS = 1200
 
 
-def redis_children() -> set[int]:
-    """redis-server processes started by this (the driver's) process."""
+def redis_children(parent: int | None = None) -> set[int]:
+    """redis-server processes started by `parent` (default: this process, the driver)."""
+    parent = parent or os.getpid()
     out = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if ppid == os.getpid() and b"redis-server" in (d / "cmdline").read_bytes().split(b" ")[0]:
+                if ppid == parent and b"redis-server" in (d / "cmdline").read_bytes().split(b" ")[0]:
                     out.add(int(d.name))
             except (OSError, ValueError, IndexError):
                 pass
