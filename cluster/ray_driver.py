@@ -14,7 +14,6 @@ import json
 import os
 import time
 
-import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
@@ -24,6 +23,7 @@ from cluster.bookkeeping import RunBook
 from cluster.config import TrainConfig, resolve_agent, to_dict
 from cluster.envinfo import EnvInfo
 from cluster.observe import RunObserver
+from cluster.ray_figures import RunFigures
 from cluster.recovery import DEAD, UNREACHABLE, Recovery
 from cluster.rundir import RunDir
 from cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
@@ -52,7 +52,7 @@ def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False
         services.close()
 
 
-class RayRun(Recovery):
+class RayRun(Recovery, RunFigures):
     """One run's actors, learner and evaluator, and the loop that watches them."""
 
     def __init__(self, cfg: TrainConfig, info: EnvInfo, run: RunDir, agent_cfg, services: Services,
@@ -202,16 +202,6 @@ class RayRun(Recovery):
             fut = self.evaluator.evaluate.remote(latest["ref"], latest["version"], seed)
             self.eval_pending = (fut, self.book.env_steps, self.lstat["updates"])
 
-    def _lag(self) -> tuple[float, int]:
-        """Policy lag (mean, max) sampled at every poll: learner version minus each running actor's version."""
-        lag = self.lag_samples
-        return (float(np.mean(lag)), int(max(lag))) if lag else (0.0, 0)
-
-    def _segment_lag(self) -> float:
-        """Mean over stored segments of (newest version the actor knew of - version that acted)."""
-        seg = sum(s["segments"] for s in self.status.values())
-        return sum(s["lag_sum"] for s in self.status.values()) / seg if seg else 0.0
-
     def _save_checkpoint(self) -> None:
         data = self._ask_learner("checkpoint", self.book.counters())
         if data is None:
@@ -285,45 +275,6 @@ class RayRun(Recovery):
         self._save_checkpoint()
         self.obs.progress(self.book, self.cfg.run.steps, 0.0, 0, self._replay_stats())
         return self.book.summary(self.lstat["updates"], self.lstat["version"], self._extras(interrupted))
-
-    def _replay_size(self) -> int:
-        try:
-            return self.replay.size()
-        except Exception:  # redis restarting
-            return 0
-
-    def _replay_stats(self) -> dict | None:
-        try:
-            return self.replay.stats()
-        except Exception:  # redis down for a moment: the next poll reports
-            return None
-
-    def _extras(self, interrupted: bool) -> dict:
-        st = [{**s, **{k: s[k] + self.carried.get(i, {}).get(k, 0) for k in ("env_steps", "segments", "lag_sum")},
-               "versions_used": sorted(set(s["versions_used"]) | set(self.carried.get(i, {}).get("versions_used", [])))}
-              for i, s in self.status.items()]
-        actor_steps = {str(i): s["env_steps"] for i, s in zip(self.status, st, strict=True)}
-        lat = [x for s in st for x in s["latencies"]]
-        lag_mean, lag_max = self._lag()
-        inserted = int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
-        wall = self.lstat["wall_s"]
-        return {"interrupted": interrupted, "actors": len(self.status),
-                "actor_env_steps": dict(sorted(actor_steps.items())), "restarts": dict(self.restarts),
-                "recoveries": self.recoveries,
-                "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": self.lstat["node_id"],
-                "learner_device": self.lstat["device"], "replay_inserted_transitions": inserted,
-                "policy_lag_mean": lag_mean, "policy_lag_max": lag_max, "segment_lag_mean": self._segment_lag(),
-                "versions_used": sorted({v for s in st for v in s["versions_used"]}),
-                "broadcast_latency_p50_ms": float(np.percentile(lat, 50) * 1e3) if lat else None,
-                "broadcast_latency_p90_ms": float(np.percentile(lat, 90) * 1e3) if lat else None,
-                "updates_per_s": self.lstat["updates"] / wall if wall else 0.0,
-                "learner_busy_fraction": self.lstat["busy_s"] / wall if wall else 0.0,
-                "actor_paused_s": sum(s["paused_s"] for s in st),
-                "env_steps_per_s": sum(s["env_steps"] for s in st) / max([s["run_s"] for s in st] or [1.0]),
-                "weights_mb": self.lstat.get("weights_mb"),
-                "replay_dropped_transitions": sum(s.get("replay_dropped", 0.0) for s in st),
-                "replay_write_retries": sum(s.get("replay_retries", 0.0) for s in st)}
-
 
     def close(self) -> None:
         """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""
