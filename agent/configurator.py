@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from gymnasium import spaces
 
 from agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
+from agent.goal import is_goal_space
 from agent.perception import is_image
 
 
@@ -48,7 +49,7 @@ def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "
     planner = plan_config(action_space, budget.plan_evals, horizon=5 if task == "goal" else 3)
     if task == "goal":
         return _goal_config(AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner),
-                            action_space, budget)
+                            action_space, budget, two_level_ok=is_goal_space(obs_space))
     return AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner)
 
 
@@ -57,7 +58,8 @@ HIERARCHY_MIN_EPISODE = 100
 Measured on TwoRooms (100 steps, same world model and budget): flat 58% success, two-level 99%."""
 
 
-def _goal_config(cfg: AgentConfig, action_space: spaces.Space, budget: ComputeBudget) -> AgentConfig:
+def _goal_config(cfg: AgentConfig, action_space: spaces.Space, budget: ComputeBudget,
+                 two_level_ok: bool = True) -> AgentConfig:
     """Reward-free goal reaching: no reward, success or critic signal is learned (the goal distance in latent
     space is the whole cost); flat planning for short episodes, two-level H-JEPA planning for long ones, the
     budget of world-model evaluations per decision split evenly between the two levels."""
@@ -67,7 +69,8 @@ def _goal_config(cfg: AgentConfig, action_space: spaces.Space, budget: ComputeBu
     if budget.plan_evals <= 0 or isinstance(action_space, spaces.Discrete):
         return cfg
     explore = 0.3
-    if budget.episode_steps < HIERARCHY_MIN_EPISODE or budget.plan_evals < 512:
+    # level 2 needs the goal as an observation ({'observation', 'goal'} spaces) to encode it
+    if budget.episode_steps < HIERARCHY_MIN_EPISODE or budget.plan_evals < 512 or not two_level_ok:
         flat = plan_config(action_space, budget.plan_evals, horizon=8)
         return dataclasses.replace(cfg, planner=dataclasses.replace(flat, policy_samples=0, explore_std=explore))
     # level 2 looks about a quarter of an episode ahead (as the discount's effective horizon) in k-step strides
