@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from cluster.config import ConfigError, build, load_yaml, parse_override
@@ -115,6 +117,10 @@ def _scale(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C must stop a run cleanly even when ami was started with SIGINT ignored (nohup, `cmd &` from a
+    # script): Python installs no KeyboardInterrupt handler for an inherited SIG_IGN, so install it here.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         p = _parser()
         a, extra = p.parse_known_args(argv)
