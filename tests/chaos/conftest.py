@@ -4,9 +4,7 @@ test process, its processes found by their Ray process titles, its metrics read 
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
@@ -15,25 +13,11 @@ import redis
 from cluster.cli import main
 from memory.codec import decode_segment
 from tests.runtime.conftest import TINY
+from tests.util import free_port, wait_for  # noqa: F401 (re-exported to the drills)
 
 CHAOS = [*TINY, "runtime.poll_s=0.1"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
 class Train:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import yaml
 
 from cluster.cli import main
 from tests.runtime.conftest import AMI, TINY, tagged_env
+from tests.util import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBST = {"$env_id": ".*", "$actor_id": ".*", "$__rate_interval": "10s"}
@@ -31,11 +31,6 @@ SUBST = {"$env_id": ".*", "$actor_id": ".*", "$__rate_interval": "10s"}
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None,
                                 reason="prometheus not installed (apt-get install -y prometheus)")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def api(base: str, path: str, **params) -> dict:
@@ -45,16 +40,6 @@ def api(base: str, path: str, **params) -> dict:
     assert out["status"] == "success", out
     return out["data"]
 
-
-def wait_for(fn, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
 
 
 def scrape_config(tmp: Path, sd_dir: Path, driver_port: int) -> Path:
