@@ -35,6 +35,9 @@ class RunnerConfig:
     random_repeat: int = 1
     """Random exploration holds each sampled action for this many steps (>1: temporally correlated play that
     travels further, e.g. the multi-step moves a goal task's level-2 model must learn)."""
+    explore: str = "plan"
+    """'plan': after warm-up the agent plans (with exploration noise); 'random': every step is random play (the
+    reward-free exploration a goal task learns its world model from; only evaluation plans)."""
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
@@ -64,6 +67,7 @@ class EpisodeRunner:
 
     def step(self, n: int = 1, random: bool = False) -> int:
         """Run n vector steps (random actions when `random`); returns env steps taken."""
+        random = random or self.cfg.explore == "random"
         for _ in range(n):
             if random:
                 if self._held is None or self._random_steps % self.cfg.random_repeat == 0:

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from cluster.config import ConfigError, build, load_yaml, parse_override
+from cluster.config import ConfigError, build, load_yaml, parse_override, task_defaults
 
 EXIT_CONFIG = 2
 
@@ -72,6 +72,9 @@ def _train(a: argparse.Namespace) -> int:
         layers.append(parse_override(o))
     cfg = build(layers)
     info = inspect_env(cfg.run.env_id)
+    preset = task_defaults(cfg, info.observation_space, info.action_space, info.max_episode_steps)
+    if preset:  # under the user's layers: what they set wins
+        cfg = build([preset, *layers])
     if a.resume:
         run = RunDir(Path(a.resume))
     else:

@@ -54,6 +54,9 @@ class RunConfig:
     """Learner device ('cpu', 'cuda', 'cuda:0', ...)."""
     torch_threads: int = 1
     """torch intra-op threads per process: more than the free cores makes every process crawl."""
+    task: str = "auto"
+    """'reward' (maximise the env's reward), 'goal' (reach the goal observation, reward-free; needs a
+    Dict({'observation', 'goal'}) observation space) or 'auto' (goal exactly for such spaces)."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,8 @@ def build(layers: list[dict]) -> TrainConfig:
     r = cfg.run
     if r.backend not in ("inline", "ray"):
         raise ConfigError(f"run.backend must be 'inline' or 'ray', got {r.backend!r}")
+    if r.task not in ("auto", "reward", "goal"):
+        raise ConfigError(f"run.task must be 'auto', 'reward' or 'goal', got {r.task!r}")
     for name in ("steps", "actors", "envs_per_actor", "eval_episodes", "log_every", "eval_every",
                  "replay_capacity"):
         if getattr(r, name) <= 0:
@@ -209,18 +214,65 @@ def build(layers: list[dict]) -> TrainConfig:
     if cfg.learner.window < 1 or cfg.learner.batch_size < 1 or cfg.learner.snapshot_every < 1:
         raise ConfigError("learner.window, learner.batch_size and learner.snapshot_every must be positive")
     rt = cfg.runtime
+    if cfg.runner.explore not in ("plan", "random") or cfg.runner.random_repeat < 1:
+        raise ConfigError("runner.explore must be 'plan' or 'random' and runner.random_repeat positive")
     if rt.version_check_every < 1 or rt.claim_steps < 1 or rt.learner_chunk < 1 or rt.poll_s <= 0:
         raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk and poll_s must be positive")
     return cfg
 
 
-def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None, task: str = "reward"):
-    """The configurator's AgentConfig for these spaces with the user's agent.* overrides applied."""
+GOAL_RANDOM_REPEAT = 8
+"""Random exploration of goal tasks holds each action this many steps: the world model (and level 2's k-step
+predictor) must see moves that cross rooms, which single-step noise rarely makes (benchmarks/goal_reaching.py)."""
+
+
+def task_kind(cfg: TrainConfig, obs_space) -> str:
+    """'goal' or 'reward' for this run on this observation space; ConfigError when they do not fit."""
+    from agent.goal import is_goal_space
+
+    goal_space = is_goal_space(obs_space)
+    if cfg.run.task == "goal" and not goal_space:
+        raise ConfigError(f"run.task=goal needs a Dict observation space with 'observation' and 'goal' of one "
+                          f"space; {cfg.run.env_id} has {obs_space}")
+    if cfg.run.task == "auto":
+        return "goal" if goal_space else "reward"
+    return cfg.run.task
+
+
+GOAL_UPDATES_PER_STEP = 0.25
+"""Replay ratio of goal tasks: random play is cheap and the world model needs breadth of data more than
+updates (benchmarks/goal_reaching.py reaches 98% on TwoRooms with 0.15 updates per random step)."""
+
+
+def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None) -> dict:
+    """Defaults a goal task brings (a layer under the user's own): reward-free exploration by held random
+    actions (only evaluation plans), a lower replay ratio, and windows long enough for level 2 (two k-step
+    chunks, so its k-step prediction has a target)."""
+    if task_kind(cfg, obs_space) != "goal":
+        return {}
+    agent = _configured(cfg, obs_space, action_space, episode_steps)
+    window = 2 * agent.hierarchy.k if agent.hierarchy.enabled else 8
+    return {"runner": {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"},
+            "learner": {"window": window, "updates_per_step": GOAL_UPDATES_PER_STEP}}
+
+
+def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None):
     from agent.configurator import ComputeBudget, configure
 
     budget = ComputeBudget(plan_evals=cfg.run.plan_evals, episode_steps=episode_steps or 1000, device=cfg.run.device)
-    base = configure(obs_space, action_space, task, budget)
+    base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget)
     return apply(base, cfg.agent, "agent.")
+
+
+def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None):
+    """The configurator's AgentConfig for these spaces and the run's task, with the user's agent.* overrides
+    applied; ConfigError when the learner's windows cannot train it."""
+    agent = _configured(cfg, obs_space, action_space, episode_steps)
+    h = agent.hierarchy
+    if h.enabled and cfg.learner.window < 2 * h.k:
+        raise ConfigError(f"learner.window={cfg.learner.window} is too short for level 2: it needs at least "
+                          f"2 * agent.hierarchy.k = {2 * h.k} steps")
+    return agent
 
 
 def to_dict(cfg: TrainConfig, agent_cfg=None) -> dict:

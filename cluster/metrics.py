@@ -27,6 +27,9 @@ CLIENT = ("role", "actor_id", "env_id")
 LOSS_TERMS = ("prediction", "variance", "covariance", "z", "cost", "done", "critic", "policy", "total")
 """Values of the `term` label of ami_learner_loss; `Agent.update()` reports them as loss_<term>."""
 
+LEVEL2_TERMS = ("prediction", "variance", "covariance", "z")
+"""Values of the `term` label of ami_learner_level2_loss; `Agent.update()` reports them as l2_loss_<term>."""
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -78,6 +81,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     # ----- learner ----------------------------------------------------------------------------------------------
     _m("ami_learner_loss", "gauge", "World-model, critic and policy loss terms (mean since the last report).",
        (*RUN, "term")),
+    _m("ami_learner_level2_loss", "gauge", "H-JEPA level-2 loss terms (runs with agent.hierarchy.enabled).",
+       (*RUN, "term")),
     _m("ami_learner_embedding_std_min", "gauge", "Smallest per-dimension std of the embeddings (collapse -> 0).",
        RUN),
     _m("ami_learner_embedding_std_mean", "gauge", "Mean per-dimension std of the embeddings.", RUN),
@@ -109,6 +114,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("ami_driver_live_actors", "gauge", "Actor processes running.", RUN),
     _m("ami_driver_eval_return_mean", "gauge", "Mean return of the last evaluation.", RUN),
     _m("ami_driver_eval_return_std", "gauge", "Std of the returns of the last evaluation.", RUN),
+    _m("ami_driver_eval_success_rate", "gauge", "Share of evaluation episodes that reached the goal (goal envs).",
+       RUN),
     _m("ami_driver_evals_total", "counter", "Evaluations finished.", RUN),
     _m("ami_driver_discovery_targets", "gauge", "Targets in the discovery file (processes exporting metrics).",
        RUN),
@@ -243,6 +250,9 @@ class LearnerMetrics:
         for term in LOSS_TERMS:
             if f"loss_{term}" in metrics:
                 self.ms.metric("ami_learner_loss", term=term).set(float(metrics[f"loss_{term}"]))
+        for term in LEVEL2_TERMS:
+            if f"l2_loss_{term}" in metrics:
+                self.ms.metric("ami_learner_level2_loss", term=term).set(float(metrics[f"l2_loss_{term}"]))
         for key, name in (("embed_std_min", "ami_learner_embedding_std_min"),
                           ("embed_std_mean", "ami_learner_embedding_std_mean"),
                           ("effective_rank", "ami_learner_effective_rank"), ("grad_norm", "ami_learner_grad_norm")):
@@ -313,9 +323,12 @@ class DriverMetrics:
             self.ms.metric(name).set(float(v))
 
     def evaluation(self, result: Mapping[str, float]) -> None:
-        """After an evaluation: the dict of actors.runner.evaluate (eval_return_mean, eval_return_std)."""
+        """After an evaluation: the dict of actors.runner.evaluate (eval_return_mean, eval_return_std and, on goal
+        envs, eval_success_rate)."""
         self.ms.metric("ami_driver_eval_return_mean").set(float(result["eval_return_mean"]))
         self.ms.metric("ami_driver_eval_return_std").set(float(result.get("eval_return_std", 0.0)))
+        if "eval_success_rate" in result:
+            self.ms.metric("ami_driver_eval_success_rate").set(float(result["eval_success_rate"]))
         self.ms.metric("ami_driver_evals_total").inc()
 
     def discovery(self, targets: int) -> None:

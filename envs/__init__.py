@@ -4,6 +4,7 @@ from __future__ import annotations
 
 _ENTRIES = {
     "ami/Bimodal-v0": ("envs.bimodal:BimodalEnv", {}, None),
+    "ami/OpenRoom-v0": ("envs.rooms:OpenRoomEnv", {}, 30),
     "ami/TwoRooms-v0": ("envs.rooms:PointRoomsEnv", {}, 100),
     "ami/TwoRoomsPixels-v0": ("envs.rooms:PointRoomsEnv", {"pixels": True}, 100),
     "ami/FourRooms-v0": ("envs.maze:FourRoomsEnv", {}, 300),
@@ -15,9 +16,10 @@ _ENTRIES = {
 }
 ENV_IDS = tuple(_ENTRIES)
 
-GOAL_ENV_IDS = ("ami/TwoRooms-v0", "ami/TwoRoomsPixels-v0", "ami/FourRooms-v0", "ami/FourRoomsPixels-v0",
-                "ami/FourRoomsExplore-v0", "ami/FourRoomsPixelsExplore-v0")
-"""Goal-reaching envs: Dict observations {'observation', 'goal'}, info['is_success']; train with task='goal'.
+GOAL_ENV_IDS = ("ami/OpenRoom-v0", "ami/TwoRooms-v0", "ami/TwoRoomsPixels-v0", "ami/FourRooms-v0",
+                "ami/FourRoomsPixels-v0", "ami/FourRoomsExplore-v0", "ami/FourRoomsPixelsExplore-v0")
+"""Goal-reaching envs: Dict observations {'observation', 'goal'}, info['is_success']; `ami train` runs them as
+goal tasks (run.task=auto).
 The *Explore ids draw starts anywhere in the maze (exploration data for the FourRooms world model)."""
 
 

@@ -28,6 +28,9 @@ TWO_ROOMS = (
 )
 """'#' wall, '.' door (free, in no room), digits: free cells of that room."""
 
+OPEN_ROOM = ("#######",) + ("#00000#",) * 5 + ("#######",)
+"""One 5 x 5 room, start and goal anywhere in it: goal reaching small enough for smoke tests (ami/OpenRoom-v0)."""
+
 IMAGE_SIZE = 64
 
 
@@ -172,3 +175,10 @@ def geodesic_cells(env: PointRoomsEnv, a: np.ndarray, b: np.ndarray, res: int = 
                 dist[(nr, nc)] = d + w
                 heapq.heappush(heap, (d + w, (nr, nc)))
     return float("inf")
+
+
+class OpenRoomEnv(PointRoomsEnv):
+    """ami/OpenRoom-v0: PointRoomsEnv on OPEN_ROOM, 30 steps per episode."""
+
+    def __init__(self, **kwargs):
+        super().__init__(layout=OPEN_ROOM, goal_rooms={0: (0,)}, max_steps=30, **kwargs)

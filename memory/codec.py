@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import msgpack
 import numpy as np
 
-from memory.core import REQUIRED_COLUMNS, SCHEMA_VERSION, Segment, SegmentMeta
+from memory.core import SCHEMA_VERSION, Segment, SegmentMeta, missing_columns
 
 TAG = "ami.seg"
 DEFAULT_MAX_RECORD_BYTES = 1 << 30  # 1 GiB
@@ -100,7 +100,7 @@ def _check_header(schema: object, meta: object, specs: object, max_bytes: int) -
     cols = [_check_spec(c, max_bytes) for c in specs]
     names = [c[0] for c in cols]
     lengths = {c[2][0] for c in cols}
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    missing = missing_columns(names)
     if missing or len(set(names)) != len(names) or len(lengths) != 1 or 0 in lengths:
         raise _fail(f"inconsistent columns (missing {missing}, lengths {sorted(lengths)})")
     return cols

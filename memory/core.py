@@ -20,6 +20,11 @@ SCHEMA_VERSION = 1
 REQUIRED_COLUMNS = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
 
 
+def missing_columns(names) -> list[str]:
+    """REQUIRED_COLUMNS absent from `names`; a Dict observation travels flat, as 'obs.<key>' / 'next_obs.<key>'."""
+    return [c for c in REQUIRED_COLUMNS if c not in names and not any(k.startswith(c + ".") for k in names)]
+
+
 @dataclass(frozen=True)
 class SegmentMeta:
     """Where a segment came from; travels with it through the replay."""
@@ -52,9 +57,7 @@ class Segment:
 
     def validate(self) -> None:
         """Raise ValueError if columns are missing or of unequal length."""
-        # a Dict observation travels flat, as columns 'obs.<key>' / 'next_obs.<key>'
-        missing = [c for c in REQUIRED_COLUMNS
-                   if c not in self.data and not any(k.startswith(c + ".") for k in self.data)]
+        missing = missing_columns(self.data)
         if missing:
             raise ValueError(f"segment lacks columns {missing}")
         n = len(self)

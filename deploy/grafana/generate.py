@@ -39,6 +39,9 @@ def mean_of(name: str, sel: str, by: str = "") -> str:
     return f"{rate(name + '_sum', sel, by)} / {rate(name + '_count', sel, by)}"
 
 
+GOAL_ONLY = frozenset({"ami-goals"})
+"""Dashboards whose series exist only in goal-task runs (success rate) and H-JEPA runs (level-2 losses)."""
+
 # dashboard uid -> (title, [(panel title, unit, [(expr, legend)])])
 DASHBOARDS: dict[str, tuple[str, list]] = {
     "ami-overview": ("ami / overview", [
@@ -73,6 +76,11 @@ DASHBOARDS: dict[str, tuple[str, list]] = {
         ("Update duration", "s", quantiles("ami_learner_update_duration_seconds", RUN)),
         ("Updates and checkpoint age", "short", [(f"ami_learner_updates_total{{{RUN}}}", "updates"),
                                                  (f"ami_learner_checkpoint_age_seconds{{{RUN}}}", "checkpoint age s")]),
+    ]),
+    "ami-goals": ("ami / goal reaching and H-JEPA", [
+        ("Evaluation success rate", "percentunit", [(f"ami_driver_eval_success_rate{{{RUN}}}", "success rate")]),
+        ("Level-2 (H-JEPA) losses", "short", [(f"ami_learner_level2_loss{{{RUN}}}", "{{term}}")]),
+        ("Level-1 prediction loss", "short", [(f'ami_learner_loss{{{RUN}, term="prediction"}}', "level 1")]),
     ]),
     "ami-replay": ("ami / replay", [
         ("Replay size", "short", [(f"ami_replay_size_transitions{{{RUN}}}", "stored"),

@@ -13,16 +13,12 @@ from agent.configurator import ComputeBudget, configure
 from envs import register_envs
 from memory.local import LocalReplay
 
-OPEN_ROOM = "ami-test/OpenRoom-v0"
-OPEN_LAYOUT = ("#######",) + ("#00000#",) * 5 + ("#######",)
+OPEN_ROOM = "ami/OpenRoom-v0"
+"""A tiny open room (5 x 5 cells, one room: start and goal anywhere in it)."""
 
 
 def register_test_envs() -> None:
-    """The built-in ids plus a tiny open room (5 x 5 cells, one room: start and goal anywhere in it)."""
     register_envs()
-    if OPEN_ROOM not in gym.registry:
-        gym.register(OPEN_ROOM, entry_point="envs.rooms:PointRoomsEnv", max_episode_steps=30,
-                     kwargs={"layout": OPEN_LAYOUT, "goal_rooms": {0: (0,)}, "max_steps": 30})
 
 
 def goal_agent(env_id: str, plan_evals: int, episode_steps: int, seed: int = 0, **hier) -> Agent:

@@ -43,6 +43,20 @@ def test_round_trip_dtypes_and_shapes():
         np.testing.assert_array_equal(out.data[k], v)
 
 
+def test_dict_observations_travel_as_flat_columns_and_a_missing_one_is_refused(monkeypatch):
+    seg = _segment()
+    data = {k: v for k, v in seg.data.items() if k not in ("obs", "next_obs")}
+    for side in ("obs", "next_obs"):
+        data[f"{side}.observation"] = seg.data[side]
+        data[f"{side}.goal"] = seg.data[side] + 1
+    out = decode_segment(encode_segment(Segment(data, seg.meta)))
+    np.testing.assert_array_equal(out.data["next_obs.goal"], seg.data["next_obs"] + 1)
+    del data["next_obs.observation"], data["next_obs.goal"]
+    monkeypatch.setattr(Segment, "validate", lambda self: None)  # a foreign writer that checks nothing
+    with pytest.raises(CorruptRecord, match="next_obs"):
+        decode_segment(encode_segment(Segment(data, seg.meta)))
+
+
 def test_non_contiguous_and_big_endian_inputs_are_normalised():
     seg = _segment()
     data = dict(seg.data)

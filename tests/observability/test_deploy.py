@@ -185,7 +185,7 @@ def test_dashboards_are_generated_from_the_catalog() -> None:
 
     dashes = [json.loads(f.read_text()) for f in sorted((DEPLOY / "grafana/dashboards").glob("*.json"))]
     assert {d["uid"] for d in dashes} == {"ami-overview", "ami-world-model", "ami-replay", "ami-weights",
-                                          "ami-actors"}
+                                          "ami-actors", "ami-goals"}
     assert generate.check_catalog(dashes, CATALOG) == []  # every name known, every metric shown
     for d in dashes:
         ids = [p["id"] for p in d["panels"]]

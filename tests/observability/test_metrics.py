@@ -145,3 +145,26 @@ def test_learner_metrics_read_agent_update_and_collapse_shows() -> None:
         health[vicreg] = (value(ms, "ami_learner_embedding_std_min"), value(ms, "ami_learner_embedding_std_mean"))
     assert health[False][0] < 0.5 * health[True][0], health
     assert health[False][1] < 0.5 * health[True][1], health
+
+
+def test_goal_runs_report_level2_losses_and_success_rate() -> None:
+    """A hierarchical goal agent's update lands in ami_learner_level2_loss; a goal env's evaluation in
+    ami_driver_eval_success_rate (the ami-goals dashboard, which a Pendulum run cannot fill)."""
+    from actors.runner import evaluate
+    from cluster.metrics import LEVEL2_TERMS, DriverMetrics
+    from tests.goal.helpers import OPEN_ROOM, goal_agent, sticky_replay
+
+    agent = goal_agent("ami/TwoRooms-v0", plan_evals=1536, episode_steps=100)
+    assert agent.hierarchy is not None
+    data = sticky_replay("ami/TwoRooms-v0", agent, 600, seed=0)
+    b = data.sample(32, 16)
+    m = agent.update({**b.data, "mask": b.mask, "weights": b.weights})
+    lm = LearnerMetrics(MetricSet(Identity("learner", "ami/TwoRooms-v0")))
+    lm.update(m, n=1)
+    for t in LEVEL2_TERMS:
+        assert value(lm.ms, "ami_learner_level2_loss", term=t) == pytest.approx(m[f"l2_loss_{t}"])
+    dm = DriverMetrics(MetricSet(Identity("driver", OPEN_ROOM)))
+    res = evaluate(OPEN_ROOM, goal_agent(OPEN_ROOM, plan_evals=64, episode_steps=30), 4, seed=0)
+    dm.evaluation(res)
+    assert value(dm.ms, "ami_driver_eval_success_rate") == pytest.approx(res["eval_success_rate"])
+    assert value(dm.ms, "ami_driver_evals_total") == 1

@@ -131,6 +131,8 @@ def test_every_dashboard_expression_returns_series(stack) -> None:
     missing: list[str] = []
     deadline = time.monotonic() + 60  # long enough for warmup, updates, snapshots and the first evaluation
     for uid, (title, panels) in generate.DASHBOARDS.items():
+        if uid in generate.GOAL_ONLY:  # a Pendulum run has no goals and no level 2 (test_metrics.py checks those)
+            continue
         dash = generate.dashboard(uid, title, panels)
         for p in dash["panels"]:
             for t in p["targets"]:

@@ -1,0 +1,71 @@
+"""Goal envs through `ami train`: the task kind is read from the observation space, goal defaults (reward-free
+held random exploration, windows for level 2) sit under the user's settings, bad combinations exit 2, and a real
+Ray run learns to reach goals and reports `eval_success_rate` in eval lines, summary.json and `ami eval`."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+from cluster.cli import main
+from cluster.config import GOAL_RANDOM_REPEAT, TrainConfig, build, resolve_agent, task_defaults, task_kind
+from envs import register_envs
+
+
+def spaces(env_id: str):
+    register_envs()
+    env = gym.make(env_id)
+    return env.observation_space, env.action_space, env.spec.max_episode_steps
+
+
+def test_goal_spaces_pick_the_goal_task_and_its_defaults() -> None:
+    obs, act, steps = spaces("ami/TwoRooms-v0")
+    cfg = build([{"run": {"env_id": "ami/TwoRooms-v0"}}])
+    assert task_kind(cfg, obs) == "goal"
+    preset = task_defaults(cfg, obs, act, steps)
+    assert preset["runner"] == {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"}
+    agent = resolve_agent(build([preset, {"run": {"env_id": "ami/TwoRooms-v0"}}]), obs, act, steps)
+    assert agent.hierarchy.enabled and preset["learner"]["window"] == 2 * agent.hierarchy.k
+    assert agent.cost.goal_weight > 0 and agent.cost.task_weight == 0
+    # the user's own settings win over the preset
+    mine = build([preset, {"runner": {"random_repeat": 2}}])
+    assert mine.runner.random_repeat == 2 and mine.runner.explore == "random"
+    p_obs, p_act, p_steps = spaces("Pendulum-v1")
+    assert task_kind(TrainConfig(), p_obs) == "reward" and task_defaults(TrainConfig(), p_obs, p_act, p_steps) == {}
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--env", "Pendulum-v1", "run.task=goal"], "run.task=goal needs a Dict observation space"),
+    (["--env", "ami/TwoRooms-v0", "learner.window=4"], "learner.window=4 is too short for level 2"),
+    (["--env", "ami/TwoRooms-v0", "runner.explore=curious"], "runner.explore must be"),
+])
+def test_goal_config_errors_exit_2_with_one_line(args, words, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--backend", "inline", "--run-dir", str(run), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err
+    assert not run.exists()
+
+
+def test_ray_goal_run_learns_the_open_room_and_reports_success(ray_cluster, redis_server, tmp_path,
+                                                                capsys) -> None:
+    """Reward-free: 3000 held-random steps from 2 actors through Redis, 500 updates, then the planner reaches
+    goals it was never rewarded for (tests/goal compares the same bar with random play)."""
+    run = tmp_path / "open-room"
+    rc = main(["train", "--backend", "ray", "--actors", "2", "--env", "ami/OpenRoom-v0", "--steps", "3000",
+               "--seed", "0", "--run-dir", str(run), "--redis-url", redis_server.url, "--no-progress",
+               "run.eval_every=1500", "run.eval_episodes=20"])
+    assert rc == 0
+    capsys.readouterr()
+    s = json.loads((run / "summary.json").read_text())
+    evals = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "eval_return_mean" in m]
+    assert evals and all("eval_success_rate" in m for m in evals)
+    assert s["eval_success_rate"] == evals[-1]["eval_success_rate"] >= 0.8, evals
+    assert s["updates"] == int((3000 - 1000 + 1) * 0.25)  # the goal replay ratio
+    lines = [m for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss_total" in m]
+    assert lines and all("loss_policy" not in m for m in lines)  # nothing of the reward is learned
+    assert main(["eval", str(run), "--episodes", "10", "--seed", "7"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["env_id"] == "ami/OpenRoom-v0" and out["eval_success_rate"] >= 0.7
