@@ -10,6 +10,7 @@ The actor also pauses while the learner owes more than `max_update_lag` updates,
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import warnings
@@ -100,7 +101,10 @@ class ActorWorker:
         self.budget = redis.Redis.from_url(spec.url)
         self.pm = start_process_metrics("actor", spec.env_id, spec.runner.actor_id,
                                         ExporterConfig(bind_host=spec.metrics_bind))
-        self.runner = EpisodeRunner(spec.env_id, TimedAgent(self.agent, self.pm.actor), spec.runner, self._sink)
+        # each incarnation (first start, Ray restart, resumed run) numbers its episodes in its own 2^32 block
+        incarnation = int(self.budget.incr(f"{spec.budget_key}:incarnations"))
+        runner_cfg = dataclasses.replace(spec.runner, first_episode=incarnation << 32)
+        self.runner = EpisodeRunner(spec.env_id, TimedAgent(self.agent, self.pm.actor), runner_cfg, self._sink)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending = None  # in-flight latest() call

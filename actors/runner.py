@@ -35,6 +35,9 @@ class RunnerConfig:
     random_repeat: int = 1
     """Random exploration holds each sampled action for this many steps (>1: temporally correlated play that
     travels further, e.g. the multi-step moves a goal task's level-2 model must learn)."""
+    first_episode: int = 0
+    """Episode id of env 0's first episode (env i takes first_episode + i, then + M each): a restarted or resumed
+    actor starts past every id its earlier incarnations wrote, so (actor_id, episode_id) never repeats."""
     explore: str = "plan"
     """'plan': after warm-up the agent plans (with exploration noise); 'random': every step is random play (the
     reward-free exploration a goal task learns its world model from; only evaluation plans)."""
@@ -58,7 +61,7 @@ class EpisodeRunner:
         m = cfg.num_envs
         self._buf: list[list[dict]] = [[] for _ in range(m)]
         self._first_step = np.zeros(m, dtype=np.int64)
-        self._episode = np.arange(m, dtype=np.int64)  # episode ids: env i takes i, i+M, i+2M, ...
+        self._episode = cfg.first_episode + np.arange(m, dtype=np.int64)  # env i: first + i, then + M each
         self._ret = np.zeros(m)
         self._len = np.zeros(m, dtype=np.int64)
         self.env_steps = 0

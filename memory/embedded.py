@@ -4,7 +4,8 @@
         replay = RedisReplay(ReplayConfig(), server.url)
 
 The supervisor can `restart()` it on the same directory and port, so clients reconnect to the same URL and the
-append-only file brings content and counters back.
+append-only file brings content and counters back. A guard process (memory/watchdog.py) stops the server and
+removes its temporary directory when the owner dies without stopping it (SIGKILL): nothing outlives a run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -64,6 +66,8 @@ class EmbeddedRedis:
         self.port = 0 if self.config.unix_socket else self.config.port
         self.socket_path = os.path.join(self.dir, "redis.sock") if self.config.unix_socket else None
         self._proc: subprocess.Popen | None = None
+        self._guard: subprocess.Popen | None = None
+        self._guard_fd: int | None = None  # the only write end of the guard's stdin: EOF = the owner is gone
 
     # ------------------------------------------------------------------ addressing
     @property
@@ -131,6 +135,7 @@ class EmbeddedRedis:
                                           start_new_session=True)
             _LIVE.add(self)
             if self._wait_ready():
+                self._start_guard()
                 return self.url
             self._proc = None
             if not pick_port or attempt == 2:
@@ -155,7 +160,27 @@ class EmbeddedRedis:
         finally:
             client.close()
 
+    def _start_guard(self) -> None:
+        r, w = os.pipe()  # non-inheritable: no other child of this process holds the write end
+        try:
+            self._guard = subprocess.Popen([sys.executable, "-m", "memory.watchdog", str(self._proc.pid),
+                                            self.dir if self._own_dir else ""], stdin=r,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+        finally:
+            os.close(r)
+        self._guard_fd = w
+
+    def _stop_guard(self) -> None:
+        guard, fd, self._guard, self._guard_fd = self._guard, self._guard_fd, None, None
+        if guard is not None:
+            guard.kill()  # before closing its pipe, which would make it stop the server we still own
+            guard.wait(5)
+        if fd is not None:
+            os.close(fd)
+
     def _terminate(self, kill: bool, timeout_s: float = 10.0) -> None:
+        self._stop_guard()
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return

@@ -46,3 +46,27 @@ def test_sigint_stops_cleanly_with_a_final_checkpoint_and_leaves_nothing_running
     time.sleep(0.5)
     assert tagged_processes(tag) == [] and not Path(f"/proc/{redis_pid}").exists()  # no ami, no redis-server
     assert live_run_actors() == [] and list(sd.glob("*.json")) == []
+
+
+def test_sigkilled_driver_leaves_no_redis_server_and_no_run_actor(ray_cluster, tmp_path) -> None:
+    """No handler runs on SIGKILL: the redis-server's guard stops it (and removes its data directory), Ray
+    reaps the actors the dead driver owned."""
+    run = tmp_path / "killed"
+    env, tag = tagged_env()
+    p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "2", "--steps", "1000000", "--run-dir",
+                          str(run), "--ray-address", ray_cluster.address, *CHAOS], cwd=tmp_path, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (run / "running.json").exists() and redis_children(p.pid) and live_run_actors(), 90,
+                 "a running run")
+        wait_for(lambda: len(live_run_actors()) == 4, 60, "actors, learner and evaluator alive")
+        (redis_pid,) = redis_children(p.pid)
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    wait_for(lambda: not Path(f"/proc/{redis_pid}/cmdline").exists()
+             or b"redis" not in Path(f"/proc/{redis_pid}/cmdline").read_bytes(), 30, "redis-server stopped")
+    wait_for(lambda: tagged_processes(tag) == [], 30, "no process of the run")
+    wait_for(lambda: live_run_actors() == [], 60, "the run's actors reaped by Ray")

@@ -45,6 +45,10 @@ def test_actor_sigkill_restarts_reads_newest_weights_and_counts_each_step_once(r
     assert s["env_steps"] == STEPS == n == s["replay_inserted_transitions"]  # nothing lost, nothing twice
     assert all(n > 0 for n in s["actor_env_steps"].values())
     assert {g.meta.actor_id for g in segs} == {0, 1}
+    # the restarted incarnation numbers its episodes past the crashed one's: no (actor, episode, step) twice
+    keys = [(g.meta.actor_id, g.meta.episode_id, g.meta.first_step) for g in segs]
+    assert len(keys) == len(set(keys))
+    assert len({g.meta.episode_id >> 32 for g in segs}) == 3  # 2 first incarnations + 1 restart
 
 
 def test_learner_sigkill_restores_last_checkpoint_versions_never_reused(ray_cluster, redis_server, tmp_path,

@@ -113,3 +113,54 @@ def test_aof_everysec_content_and_counters_survive_restart(server):
     assert 99_000 in {s for steps in _content(server.url, "d").values() for s in steps}
     rep.close()
     fresh.close()
+
+
+OWNER = """
+import sys, time
+from memory.config import EmbeddedRedisConfig
+from memory.embedded import EmbeddedRedis
+srv = EmbeddedRedis(EmbeddedRedisConfig(appendonly=True))
+srv.start()
+print(srv.pid, srv.dir, srv.url, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_sigkilled_owner_leaves_no_redis_server_and_no_temp_dir(tmp_path) -> None:
+    """The guard stops the private server (and removes its temporary directory) when its owner is SIGKILLed:
+    no atexit handler runs then, so without the guard the server would live on."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    owner = subprocess.Popen([sys.executable, "-c", OWNER], cwd=root, stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(root)})
+    pid, data_dir, url = owner.stdout.readline().split()
+    client = redis.Redis.from_url(url)
+    assert client.ping() and Path(f"/proc/{pid}").exists() and Path(data_dir).is_dir()
+    # the guard must not fire while the owner lives, nor when it only drops its other references
+    time.sleep(0.5)
+    assert client.ping()
+    client.close()
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(10)
+    deadline = time.monotonic() + 15
+    while (Path(f"/proc/{pid}/cmdline").exists() and b"redis" in Path(f"/proc/{pid}/cmdline").read_bytes()
+           or Path(data_dir).exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = Path(f"/proc/{pid}/cmdline").exists() and b"redis" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert not alive and not Path(data_dir).exists()
+
+
+def test_stop_and_restart_never_trigger_the_guard(tmp_path) -> None:
+    srv = EmbeddedRedis(EmbeddedRedisConfig(dir=str(tmp_path / "r"), appendonly=True))
+    srv.start()
+    first = srv.pid
+    srv.restart()  # the old guard is gone before the old server stops: it must not kill the new one
+    time.sleep(0.5)
+    assert srv.running and srv.pid != first and redis.Redis.from_url(srv.url).ping()
+    srv.stop()
+    assert not srv.running and (tmp_path / "r").exists()  # a directory the caller gave is the caller's
