@@ -1,7 +1,10 @@
 """Soak: one undisturbed `ami train --backend ray` run, then the same run with a random SIGKILL every few minutes
 (an actor, the learner or the private redis-server), side by side. Not run in CI.
 
-    python benchmarks/soak.py --steps 200000 --kill-every 180 --actors 2 [key=value ...]
+    python benchmarks/soak.py --steps 200000 --kill-every 180 --actors 2 [--parallel] [key=value ...]
+
+--parallel runs both at once (same load on both, half the wall time); kills only ever hit the chaos run's own
+processes (found by a marker in their environment, which Ray workers inherit from the driver).
 
 Prints (and writes --out as JSON): per run the wall time, env steps stored against the target (steps lost =
 target - stored, steps duplicated = stored - target: both 0 when recovery is exact), restarts per process kind,
@@ -22,6 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,14 +61,20 @@ def pids(pred) -> list[int]:
     return out
 
 
-def victim(kind: str, driver_pid: int) -> int | None:
-    """A pid to kill for this fault kind (Ray workers by process title; redis: the driver's child)."""
+MARK = "AMI_SOAK_RUN"
+"""Environment variable naming the soak run a process belongs to."""
+
+
+def victim(kind: str, driver_pid: int, name: str) -> int | None:
+    """A pid of run `name` to kill for this fault kind (Ray workers by process title; redis: the driver's child)."""
     if kind == "redis":
         found = pids(lambda d: int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == driver_pid
                      and b"redis-server" in (d / "cmdline").read_bytes().split(b" ")[0])
     else:
         title = b"ray::ActorWorker" if kind == "actor" else b"ray::LearnerActor"
-        found = pids(lambda d: (d / "cmdline").read_bytes().startswith(title))
+        mark = f"{MARK}={name}".encode()
+        found = pids(lambda d: (d / "cmdline").read_bytes().startswith(title)
+                     and mark in (d / "environ").read_bytes().split(b"\0"))
     return random.choice(found) if found else None
 
 
@@ -74,7 +84,7 @@ def one_run(name: str, a: argparse.Namespace, out: Path, kill_every: float | Non
     cmd = [sys.executable, "-m", "cluster.cli", "train", "--backend", "ray", "--env", a.env, "--steps",
            str(a.steps), "--actors", str(a.actors), "--seed", str(a.seed), "--run-dir", str(run),
            "--metrics-port", str(port), "--no-progress", "runtime.max_restarts=1000", *a.overrides]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "AMI_PROMETHEUS_SD_DIR": str(out / "sd")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "AMI_PROMETHEUS_SD_DIR": str(out / "sd"), MARK: name}
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=open(out / f"{name}.log", "w"), text=True)
     faults: list[dict] = []
@@ -86,7 +96,7 @@ def one_run(name: str, a: argparse.Namespace, out: Path, kill_every: float | Non
                 f["recovered_s"] = time.monotonic() - f["t"]
         if time.monotonic() >= next_kill:
             kind = random.choice(KINDS)
-            pid = victim(kind, p.pid)
+            pid = victim(kind, p.pid, name)
             if pid is not None:
                 before = restarts(port, kind) or 0.0
                 os.kill(pid, signal.SIGKILL)
@@ -113,13 +123,16 @@ def main() -> int:
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kill-every", type=float, default=180.0, help="seconds between random kills")
+    ap.add_argument("--parallel", action="store_true", help="run the undisturbed and the chaos run at once")
     ap.add_argument("--out", default="")
     ap.add_argument("overrides", nargs="*", metavar="key.path=value")
     a = ap.parse_args()
     random.seed(a.seed)
     out = Path(a.out or tempfile.mkdtemp(prefix="ami-soak-"))
     out.mkdir(parents=True, exist_ok=True)
-    results = [one_run("undisturbed", a, out, None), one_run("chaos", a, out, a.kill_every)]
+    jobs = [("undisturbed", None), ("chaos", a.kill_every)]
+    with ThreadPoolExecutor(2 if a.parallel else 1) as ex:
+        results = list(ex.map(lambda j: one_run(j[0], a, out, j[1]), jobs))
     print(json.dumps(results, indent=1))
     (out / "soak.json").write_text(json.dumps(results, indent=1))
     return 0 if all("stored_steps" in r for r in results) else 1
