@@ -63,6 +63,8 @@ class ActorSpec:
     """Vector steps claimed from the budget at once."""
     metrics_bind: str = "0.0.0.0"
     """Interface of the actor's /metrics endpoint (127.0.0.1 when ami started Ray on this machine)."""
+    play_env_id: str = ""
+    """Env id the actor steps when it differs from env_id (run.explore_env_id); metrics keep env_id."""
 
 
 class TimedAgent:
@@ -104,7 +106,8 @@ class ActorWorker:
         # each incarnation (first start, Ray restart, resumed run) numbers its episodes in its own 2^32 block
         incarnation = int(self.budget.incr(f"{spec.budget_key}:incarnations"))
         runner_cfg = dataclasses.replace(spec.runner, first_episode=incarnation << 32)
-        self.runner = EpisodeRunner(spec.env_id, TimedAgent(self.agent, self.pm.actor), runner_cfg, self._sink)
+        self.runner = EpisodeRunner(spec.play_env_id or spec.env_id, TimedAgent(self.agent, self.pm.actor),
+                                    runner_cfg, self._sink)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending = None  # in-flight latest() call

@@ -75,6 +75,10 @@ def _train(a: argparse.Namespace) -> int:
     preset = task_defaults(cfg, info.observation_space, info.action_space, info.max_episode_steps)
     if preset:  # under the user's layers: what they set wins
         cfg = build([preset, *layers])
+    if cfg.run.explore_env_id:
+        play = inspect_env(cfg.run.explore_env_id)
+        if (play.observation_space, play.action_space) != (info.observation_space, info.action_space):
+            raise ConfigError(f"run.explore_env_id {play.env_id!r} has other spaces than {info.env_id!r}")
     if a.resume:
         run = RunDir(Path(a.resume))
     else:

@@ -54,6 +54,10 @@ class RunConfig:
     """Learner device ('cpu', 'cuda', 'cuda:0', ...)."""
     torch_threads: int = 1
     """torch intra-op threads per process: more than the free cores makes every process crawl."""
+    explore_env_id: str = ""
+    """Env id the actors play in when it is not env_id (same spaces; evaluation always uses env_id): e.g. a maze
+    whose starts lie anywhere, so reward-free random play reaches every room. Goal tasks pick the env's
+    registered '...Explore-v0' variant when there is one."""
     task: str = "auto"
     """'reward' (maximise the env's reward), 'goal' (reach the goal observation, reward-free; needs a
     Dict({'observation', 'goal'}) observation space) or 'auto' (goal exactly for such spaces)."""
@@ -250,10 +254,16 @@ def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int 
     chunks, so its k-step prediction has a target)."""
     if task_kind(cfg, obs_space) != "goal":
         return {}
+    import gymnasium as gym
+
     agent = _configured(cfg, obs_space, action_space, episode_steps)
     window = 2 * agent.hierarchy.k if agent.hierarchy.enabled else 8
-    return {"runner": {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"},
-            "learner": {"window": window, "updates_per_step": GOAL_UPDATES_PER_STEP}}
+    out = {"runner": {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"},
+           "learner": {"window": window, "updates_per_step": GOAL_UPDATES_PER_STEP}}
+    explore_id = cfg.run.env_id.replace("-v", "Explore-v") if "Explore-v" not in cfg.run.env_id else ""
+    if explore_id and explore_id in gym.registry:
+        out["run"] = {"explore_env_id": explore_id}
+    return out
 
 
 def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None):

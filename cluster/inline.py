@@ -39,7 +39,7 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
     agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
     replay = LocalReplay(r.replay_capacity, seed=r.seed)
     runner_cfg = dataclasses.replace(cfg.runner, num_envs=r.envs_per_actor, seed=r.seed)
-    runner = EpisodeRunner(r.env_id, agent, runner_cfg, replay.add)
+    runner = EpisodeRunner(r.explore_env_id or r.env_id, agent, runner_cfg, replay.add)
     learner = Learner(agent, replay, cfg.learner)
     run.create()
     counters = None

@@ -111,7 +111,7 @@ class RayRun(Recovery, RunFigures):
         return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg, runner,
                          self.replay_cfg, self.url, self.budget_key, r.steps, lc.warmup_steps,
                          lc.updates_per_step, rt.max_update_lag, rt.version_check_every, rt.claim_steps,
-                         self.services.metrics_bind)
+                         self.services.metrics_bind, r.explore_env_id)
 
     def scale_to(self, k: int) -> None:
         """Start actors up to k running ones, or stop the newest beyond k."""

@@ -32,6 +32,10 @@ def test_goal_spaces_pick_the_goal_task_and_its_defaults() -> None:
     # the user's own settings win over the preset
     mine = build([preset, {"runner": {"random_repeat": 2}}])
     assert mine.runner.random_repeat == 2 and mine.runner.explore == "random"
+    assert "run" not in preset  # TwoRooms has no exploration variant
+    m_obs, m_act, m_steps = spaces("ami/FourRooms-v0")
+    maze = task_defaults(build([{"run": {"env_id": "ami/FourRooms-v0"}}]), m_obs, m_act, m_steps)
+    assert maze["run"] == {"explore_env_id": "ami/FourRoomsExplore-v0"}  # random play that reaches every room
     p_obs, p_act, p_steps = spaces("Pendulum-v1")
     assert task_kind(TrainConfig(), p_obs) == "reward" and task_defaults(TrainConfig(), p_obs, p_act, p_steps) == {}
 
@@ -40,6 +44,7 @@ def test_goal_spaces_pick_the_goal_task_and_its_defaults() -> None:
     (["--env", "Pendulum-v1", "run.task=goal"], "run.task=goal needs a Dict observation space"),
     (["--env", "ami/TwoRooms-v0", "learner.window=4"], "learner.window=4 is too short for level 2"),
     (["--env", "ami/TwoRooms-v0", "runner.explore=curious"], "runner.explore must be"),
+    (["--env", "ami/TwoRooms-v0", "run.explore_env_id=Pendulum-v1"], "has other spaces than"),
 ])
 def test_goal_config_errors_exit_2_with_one_line(args, words, tmp_path, capsys) -> None:
     run = tmp_path / "run"
