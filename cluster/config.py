@@ -230,6 +230,11 @@ GOAL_RANDOM_REPEAT = 8
 predictor) must see moves that cross rooms, which single-step noise rarely makes (benchmarks/goal_reaching.py)."""
 
 
+GOAL_UPDATES_PER_STEP = 0.25
+"""Replay ratio of goal tasks: random play is cheap and the world model needs breadth of data more than
+updates (benchmarks/goal_reaching.py reaches 98% on TwoRooms with 0.15 updates per random step)."""
+
+
 def task_kind(cfg: TrainConfig, obs_space) -> str:
     """'goal' or 'reward' for this run on this observation space; ConfigError when they do not fit."""
     from agent.goal import is_goal_space
@@ -241,11 +246,6 @@ def task_kind(cfg: TrainConfig, obs_space) -> str:
     if cfg.run.task == "auto":
         return "goal" if goal_space else "reward"
     return cfg.run.task
-
-
-GOAL_UPDATES_PER_STEP = 0.25
-"""Replay ratio of goal tasks: random play is cheap and the world model needs breadth of data more than
-updates (benchmarks/goal_reaching.py reaches 98% on TwoRooms with 0.15 updates per random step)."""
 
 
 def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None) -> dict:
@@ -260,8 +260,9 @@ def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int 
     window = 2 * agent.hierarchy.k if agent.hierarchy.enabled else 8
     out = {"runner": {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"},
            "learner": {"window": window, "updates_per_step": GOAL_UPDATES_PER_STEP}}
-    explore_id = cfg.run.env_id.replace("-v", "Explore-v") if "Explore-v" not in cfg.run.env_id else ""
-    if explore_id and explore_id in gym.registry:
+    base, _, version = cfg.run.env_id.rpartition("-v")
+    explore_id = f"{base}Explore-v{version}"
+    if base and not base.endswith("Explore") and explore_id in gym.registry:
         out["run"] = {"explore_env_id": explore_id}
     return out
 
