@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tests.chaos.conftest import CHAOS, Train, free_port, metric, summary, wait_for
 
-STEPS = 1200
+STEPS = 4000
+"""Unpaced actors of the tiny agent can finish 1200 steps within a second or two of the kill at ~400 (a CI run did,
+and saw no outage): 4000 leave them stepping, and writing, through the 1.5 s hang and the restart."""
 
 
 def redis_children(parent: int | None = None) -> set[int]:
@@ -38,7 +40,8 @@ def test_redis_sigkill_supervisor_restarts_it_and_the_replay_keeps_all_but_a_sec
     others = redis_children()  # e.g. the session's redis_server
     train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
                    "--metrics-port", str(port), *CHAOS,
-                   "runtime.claim_steps=256", "runtime.max_update_lag=0"])  # actors step (and write) through the outage
+                   "runtime.claim_steps=256", "runtime.max_update_lag=0",
+                   "learner.updates_per_step=0.1"])  # actors step (and write) through the outage
     wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
     (pid,) = redis_children() - others
     os.kill(pid, signal.SIGSTOP)  # hung: every client's next command waits on it
