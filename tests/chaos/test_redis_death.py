@@ -13,8 +13,8 @@ from pathlib import Path
 from tests.chaos.conftest import CHAOS, Train, free_port, metric, summary, wait_for
 
 STEPS = 4000
-"""Unpaced actors of the tiny agent can finish 1200 steps within a second or two of the kill at ~400 (a CI run did,
-and saw no outage): 4000 leave them stepping, and writing, through the 1.5 s hang and the restart."""
+"""Unpaced actors of the tiny agent can finish 1200 steps within a second or two of the kill at ~400 (a CI run with
+1200 saw no retry, most likely for that reason): 4000 leave them stepping, and writing, through the hang."""
 
 
 def redis_children(parent: int | None = None) -> set[int]:
