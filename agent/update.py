@@ -78,10 +78,10 @@ class Updater:
         wm = ag.world_model
         mask = torch.as_tensor(batch["mask"], device=dev).float()
         b, w = mask.shape
-        obs = obs_to_tensor(column(batch, "obs"), dev)
-        next_obs = obs_to_tensor(column(batch, "next_obs"), dev)
-        if ag.goal_conditioned:  # the goal key is no part of the dynamics
+        obs, next_obs = column(batch, "obs"), column(batch, "next_obs")
+        if ag.goal_conditioned:  # the goal key is no part of the dynamics: never copied to the device
             obs, next_obs = state_obs(obs), state_obs(next_obs)
+        obs, next_obs = obs_to_tensor(obs, dev), obs_to_tensor(next_obs, dev)
         act = ag.action.to_model(batch["action"], dev)
         env_cost = -torch.as_tensor(batch["reward"], device=dev).float()
         term = torch.as_tensor(batch["terminated"], device=dev).float()

@@ -17,13 +17,9 @@ OPEN_ROOM = "ami/OpenRoom-v0"
 """A tiny open room (5 x 5 cells, one room: start and goal anywhere in it)."""
 
 
-def register_test_envs() -> None:
-    register_envs()
-
-
 def goal_agent(env_id: str, plan_evals: int, episode_steps: int, seed: int = 0, **hier) -> Agent:
     """The configurator's goal agent, narrowed to 32-wide nets and a 16-d latent."""
-    register_test_envs()
+    register_envs()
     torch.manual_seed(seed)
     env = gym.make(env_id)
     cfg = configure(env.observation_space, env.action_space, "goal",

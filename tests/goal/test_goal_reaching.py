@@ -9,7 +9,8 @@ import torch
 
 from actors.runner import evaluate
 from agent.configurator import ComputeBudget, configure
-from tests.goal.helpers import OPEN_ROOM, goal_agent, register_test_envs, sticky_replay, train
+from envs import register_envs
+from tests.goal.helpers import OPEN_ROOM, goal_agent, sticky_replay, train
 
 
 def test_goal_reaching_in_an_open_room_from_reward_free_play() -> None:
@@ -39,7 +40,7 @@ def random_success(episodes: int, seed: int) -> float:
 
 
 def test_configurator_goal_tasks_are_reward_free_and_pick_flat_or_hierarchical() -> None:
-    register_test_envs()
+    register_envs()
     env = gym.make("ami/FourRooms-v0")
     obs, act = env.observation_space, env.action_space
     short = configure(obs, act, "goal", ComputeBudget(plan_evals=2048, episode_steps=50))
