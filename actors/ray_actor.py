@@ -27,6 +27,7 @@ from cluster.exporter import ExporterConfig, start_process_metrics
 from memory.config import ReplayConfig
 from memory.core import Segment
 from memory.redis_replay import RedisReplay
+from memory.redis_shard import RETRYABLE
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ class ActorWorker:
         self.spec, self.learner = spec, learner
         self.agent = Agent(spec.obs_space, spec.action_space, spec.agent_cfg)
         self.replay = RedisReplay(spec.replay, spec.url)
-        self.budget = redis.Redis.from_url(spec.url)
+        # a hung Redis must raise (and be retried, and show in the metrics), not stall the actor silently
+        t = spec.replay.socket_timeout_s
+        self.budget = redis.Redis.from_url(spec.url, socket_timeout=t, socket_connect_timeout=t)
         self.pm = start_process_metrics("actor", spec.env_id, spec.runner.actor_id,
                                         ExporterConfig(bind_host=spec.metrics_bind))
         # each incarnation (first start, Ray restart, resumed run) numbers its episodes in its own 2^32 block
@@ -114,6 +117,7 @@ class ActorWorker:
         self._fetch: dict | None = None  # newer version being fetched
         self.known = {"version": 0, "updates": 0}
         self.claimed_total = 0
+        self.claim_retries = 0  # budget claims retried after a connection error or timeout
         self.returns: list[float] = []
         self.episodes = 0
         self.segments = 0
@@ -184,14 +188,21 @@ class ActorWorker:
         """(first step index, vector steps granted) from the shared budget."""
         m = self.spec.runner.num_envs
         want = self.spec.claim_steps * m
-        for attempt in range(600):  # Redis restarting (its supervisor brings it back): wait up to ~60 s
+        t0 = time.perf_counter()
+        deadline, retried = t0 + 60.0, False  # Redis restarting (its supervisor brings it back): wait up to ~60 s
+        while True:
             try:
                 total = int(self.budget.incrby(self.spec.budget_key, want))
                 break
-            except redis.exceptions.ConnectionError:
-                if attempt == 599 or self._stop.is_set():
+            except RETRYABLE:
+                # an INCRBY that timed out may have been applied: those steps are never stepped by anyone, and
+                # the driver hands them back (with a dead actor's) once every actor is done
+                self.claim_retries, retried = self.claim_retries + 1, True
+                if time.perf_counter() > deadline or self._stop.is_set():
                     raise
                 time.sleep(0.1)
+        if retried:
+            self.pm.actor.budget_wait(time.perf_counter() - t0)
         start = total - want
         self.claimed_total = min(total, self.spec.steps)
         return start, max(0, min(want, self.spec.steps - start)) // m
@@ -260,7 +271,8 @@ class ActorWorker:
                     "latencies": list(self.latencies), "paused_s": self.paused_s, "run_s": self.t_run,
                     "node_id": ray.get_runtime_context().get_node_id(),
                     "replay_dropped": self.replay_stats.get("dropped_transitions", 0.0),
-                    "replay_retries": self.replay_stats.get("write_retries", 0.0)}
+                    "replay_retries": self.replay_stats.get("write_retries", 0.0),
+                    "claim_retries": self.claim_retries}
 
     def close(self) -> None:
         self.runner.close()

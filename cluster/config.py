@@ -86,6 +86,9 @@ class RuntimeConfig:
     """Seconds between the driver's looks at actors, learner, evaluation and the scale file."""
     max_restarts: int = 3
     """Times Ray restarts a crashed actor or learner process (the driver then resumes its work)."""
+    redis_timeout_s: float = 10.0
+    """Socket timeout of every Redis client of the run: a hung server makes a command fail (and be retried)
+    after this long instead of stalling the process in silence."""
     redis_aof: bool = True
     """The private redis-server keeps an append-only file (fsync every second), so a crashed server comes
     back, restarted by the driver, with all but the last second of inserts."""
@@ -220,8 +223,9 @@ def build(layers: list[dict]) -> TrainConfig:
     rt = cfg.runtime
     if cfg.runner.explore not in ("plan", "random") or cfg.runner.random_repeat < 1:
         raise ConfigError("runner.explore must be 'plan' or 'random' and runner.random_repeat positive")
-    if rt.version_check_every < 1 or rt.claim_steps < 1 or rt.learner_chunk < 1 or rt.poll_s <= 0:
-        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk and poll_s must be positive")
+    if min(rt.version_check_every, rt.claim_steps, rt.learner_chunk) < 1 or min(rt.poll_s, rt.redis_timeout_s) <= 0:
+        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, poll_s and redis_timeout_s must "
+                          "be positive")
     return cfg
 
 

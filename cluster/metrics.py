@@ -74,6 +74,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("ami_actor_planned_cost", "gauge", "Predicted cost of the last chosen plan, mean over envs.", ACTOR),
     _m("ami_actor_weights_version", "gauge", "Weights version the actor acts with.", ACTOR),
     _m("ami_actor_paused_seconds_total", "counter", "Time paused because the learner fell behind.", ACTOR),
+    _m("ami_actor_budget_wait_seconds_total", "counter",
+       "Time spent retrying step-budget claims (Redis unreachable or hung).", ACTOR),
     # ----- weights (observed by each actor) ---------------------------------------------------------------------
     _m("ami_weights_lag_versions", "gauge", "Newest published version minus the version acted with.", ACTOR),
     _m("ami_weights_broadcast_latency_seconds", "histogram", "Publish-to-acting time of a weights version.",
@@ -234,6 +236,10 @@ class ActorMetrics:
     def paused(self, seconds: float) -> None:
         """After waiting for the learner to catch up."""
         self.ms.metric("ami_actor_paused_seconds_total").inc(seconds)
+
+    def budget_wait(self, seconds: float) -> None:
+        """After a step-budget claim that needed retries."""
+        self.ms.metric("ami_actor_budget_wait_seconds_total").inc(seconds)
 
 
 class LearnerMetrics:

@@ -68,7 +68,7 @@ class RayRun(Recovery, RunFigures):
         path = run.path.resolve()  # one replay namespace per run directory
         ns = f"ami:{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
         self.replay_cfg = ReplayConfig(capacity_transitions=r.replay_capacity, namespace=f"{ns}:replay",
-                                       seed=r.seed)
+                                       seed=r.seed, socket_timeout_s=rt.redis_timeout_s)
         self.budget_key = f"{ns}:budget"
         self.replay = RedisReplay(self.replay_cfg, url)  # the driver's view: sizes and counters
         if self.fresh:
@@ -89,6 +89,7 @@ class RayRun(Recovery, RunFigures):
         self.actor_restarts: dict[int, int] = {}
         self.recoveries: list[dict] = []
         self.raced: dict[int, int] = {}
+        self.topped_up_at = -1  # stored steps at the last top-up (no progress since: stop topping up)
         self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=rt.max_restarts).remote(
             r.env_id, info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.handles: dict[int, object] = {}

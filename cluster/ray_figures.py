@@ -55,4 +55,5 @@ class RunFigures:
                 "env_steps_per_s": sum(s["env_steps"] for s in st) / max([s["run_s"] for s in st] or [1.0]),
                 "weights_mb": self.lstat.get("weights_mb"),
                 "replay_dropped_transitions": sum(s.get("replay_dropped", 0.0) for s in st),
-                "replay_write_retries": sum(s.get("replay_retries", 0.0) for s in st)}
+                "replay_write_retries": sum(s.get("replay_retries", 0.0) for s in st),
+                "budget_claim_retries": sum(s.get("claim_retries", 0) for s in st)}

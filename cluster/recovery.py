@@ -91,10 +91,15 @@ class Recovery:
         return self.book.resumed_at + int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
 
     def _top_up(self) -> bool:
-        """Every actor is done: when crashes lost claimed-but-unstored steps (a dead actor's buffer, the last
-        second of a crashed Redis), hand them back to the budget and run the actors again; True when it did."""
-        if not (self.actor_restarts or self.restarts["redis"]) or self.cfg.run.steps <= (stored := self._stored()):
+        """Every actor is done: when faults lost claimed-but-unstored steps (a dead actor's buffer, the last second
+        of a crashed Redis, a budget claim applied but retried after a timeout), hand them back to the budget and
+        run the actors again; True when it did."""
+        faults = self.actor_restarts or self.restarts["redis"] or any(
+            s.get("claim_retries", 0) for s in self.status.values())
+        stored = self._stored()
+        if not faults or self.cfg.run.steps <= stored or stored == self.topped_up_at:  # (last: no progress)
             return False
+        self.topped_up_at = stored
         self.replay.shards[0].client.set(self.budget_key, stored)
         for i, h in self.handles.items():
             self.futures[i] = h.run.remote(self.fresh)

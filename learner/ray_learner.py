@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import ray
-import redis
 import torch
 
 from agent.agent import Agent
@@ -26,6 +25,7 @@ from cluster.exporter import ExporterConfig, start_process_metrics
 from learner.learner import Learner, LearnerConfig
 from memory.config import ReplayConfig
 from memory.redis_replay import RedisReplay
+from memory.redis_shard import RETRYABLE
 
 
 def weights_numpy(agent: Agent) -> dict:
@@ -106,8 +106,8 @@ class LearnerActor:
         if self.version_key:  # the high-water mark a restarted learner continues from
             try:
                 self.replay.shards[0].client.set(self.version_key, self.learner.version)
-            except redis.exceptions.ConnectionError:
-                pass  # Redis restarting; the next publish writes a higher mark
+            except RETRYABLE:
+                pass  # Redis restarting or hung; the next publish writes a higher mark
         self.pm.learner.published(self.learner.version)
 
     def latest(self) -> dict:
@@ -157,7 +157,7 @@ class LearnerActor:
                 try:
                     if not self._train_owed(self.env_steps(), self.chunk):
                         self._stop.wait(0.01)
-                except redis.exceptions.ConnectionError:  # Redis restarting: its supervisor brings it back
+                except RETRYABLE:  # Redis restarting (its supervisor brings it back) or hung for a moment
                     self._stop.wait(0.2)
         except Exception:  # surfaced through status(); the driver stops the run
             self._error = traceback.format_exc(limit=6)

@@ -60,3 +60,28 @@ def test_redis_sigkill_supervisor_restarts_it_and_the_replay_keeps_all_but_a_sec
     assert s["replay_write_retries"] >= 1  # writes in flight at the crash were retried ...
     assert s["replay_dropped_transitions"] == 0  # ... from the writers' buffers, none dropped
     assert redis_children() - others == set()  # stopped with the run
+
+
+def test_hung_redis_claims_time_out_are_retried_and_the_run_stores_its_steps_once(ray_cluster, tmp_path,
+                                                                                 monkeypatch) -> None:
+    """A redis-server that hangs (SIGSTOP) longer than the clients' socket timeout, then resumes: the actors'
+    budget claims time out and are retried instead of stalling in silence; a claim the server applied after the
+    client gave up is handed back at the end, so the run still stores exactly its step count, each step once."""
+    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(tmp_path / "sd"))
+    run, port = tmp_path / "redis-hang", free_port()
+    drv = f"127.0.0.1:{port}"
+    others = redis_children()
+    train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
+                   "--metrics-port", str(port), *CHAOS, "runtime.redis_timeout_s=0.5",
+                   "runtime.claim_steps=16", "runtime.max_update_lag=0", "learner.updates_per_step=0.1"])
+    wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
+    (pid,) = redis_children() - others
+    os.kill(pid, signal.SIGSTOP)
+    time.sleep(3.0)  # six socket timeouts
+    os.kill(pid, signal.SIGCONT)
+    assert train.join() == 0
+    s = summary(run)
+    assert s["restarts"] == {"actor": 0, "learner": 0, "redis": 0}  # nothing died: nothing restarted
+    assert s["budget_claim_retries"] >= 1
+    assert s["env_steps"] == s["replay_inserted_transitions"] == STEPS  # exactly: nothing lost, nothing twice
+    assert sum(s["actor_env_steps"].values()) == STEPS
