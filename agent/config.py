@@ -162,6 +162,17 @@ class HierarchyConfig:
     """Level-1 steps between level-2 replans (1: every step, k: once per abstract step)."""
     goal_weight: float = 0.0
     """Extra weight of level 1's flat goal distance next to the sub-goal cost (0: sub-goals only)."""
+    value_weight: float = 0.0
+    """Weight of the goal-conditioned critic's loss (agent/goal_value.py; 0: no critic, level 2 plans on the
+    latent distance to the goal alone)."""
+    value_plan_weight: float = 1.0
+    """Weight of the critic's cost-to-go (in abstract steps) in level 2's planning cost, next to the distance."""
+    value_gamma: float = 0.95
+    """Discount of the critic per abstract step (bounds the cost-to-go of unreachable goals by 1 / (1 - gamma))."""
+    value_expectile: float = 0.1
+    """Expectile of the critic's TD targets (< 0.5: toward the shortest route in the data)."""
+    value_tau: float = 0.01
+    """EMA rate of the critic's target copy."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from torch import nn
 
 from agent.actions import ActionSpec
 from agent.config import HierarchyConfig
+from agent.goal_value import GoalValue
 from agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
 from agent.nets import mlp
 from agent.planner import Planner, trajectory_cost
@@ -46,6 +47,7 @@ class Level2(nn.Module):
         self.macro = mlp(k * action_dim, h, m, layers=1, out_act=nn.Tanh())
         self.predictor = mlp(d2 + m + cfg.z_dim, h, d2)
         self.posterior = mlp(2 * d2 + m, h, 2 * cfg.z_dim, layers=1) if cfg.z_dim else None
+        self.value = GoalValue(d2, cfg) if cfg.value_weight else None
         self.action = ActionSpec(False, m, (-1.0,) * m, (1.0,) * m)
         self.low_action: ActionSpec | None = None  # set by the agent: what the macro encoder reads
 
@@ -100,7 +102,19 @@ class Level2(nn.Module):
             total = total + c.z_kl_weight * kl
         metrics = {"l2_loss_prediction": pred.item(), "l2_loss_variance": var.item(),
                    "l2_loss_covariance": cov.item(), "l2_loss_z": kl.item() if kl is not None else 0.0}
+        if self.value is not None:
+            with torch.no_grad():  # goals: standing still where the window ends, one abstract step on, elsewhere
+                flat = real.reshape(-1, real.shape[-1])
+                other = flat[torch.randint(0, flat.shape[0], valid.shape, device=flat.device)]
+                g_self, g_next, g_other = (self.encode_still(x) for x in (cur[..., -1, :], nxt[..., -1, :], other))
+            v_loss, v_metrics = self.value.loss(S, target, g_self, g_next, g_other, valid)
+            total = total + c.value_weight * v_loss
+            metrics.update(v_metrics)
         return total, metrics
+
+    def update_targets(self) -> None:
+        if self.value is not None:
+            self.value.update_target()
 
 
 @dataclass
@@ -126,8 +140,11 @@ class Level2Model:
 
     def step(self, S, u, z):
         self.counter["level2"] = self.counter.get("level2", 0) + S.shape[0]
-        nxt = self.level2.predict(S, u, z)
-        return nxt, distance(nxt, self._rep(self.goal, S.shape[0])), torch.ones_like(nxt[:, 0])
+        nxt, goal = self.level2.predict(S, u, z), self._rep(self.goal, S.shape[0])
+        cost = distance(nxt, goal)
+        if self.level2.value is not None:  # the critic knows the walls the distance does not
+            cost = cost + self.level2.cfg.value_plan_weight * self.level2.value(nxt, goal)
+        return nxt, cost, torch.ones_like(nxt[:, 0])
 
     def terminal(self, S: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(S[:, 0])  # every predicted state is already charged in step()

@@ -141,6 +141,8 @@ class Updater:
         pol = {} if ag.goal_conditioned else self._policy_step(zs.detach(), act, mask)
         ag.critic.update_targets()
         wm.update_target()
+        if ag.hierarchy is not None:
+            ag.hierarchy.update_targets()
         out = {"loss_prediction": pred_loss.item(), "loss_variance": var_loss.item(),
                "loss_covariance": cov_loss.item(), "loss_z": z_loss.item(), "loss_cost": cost_loss.item(),
                "loss_done": done_loss.item(), "loss_critic": critic_loss.item(), "loss_total": total.item(),

@@ -32,7 +32,7 @@ from memory.local import LocalReplay
 
 
 def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: bool | None = None,
-               seed: int = 0, device: str = "cpu", level2_horizon: int = 0) -> Agent:
+               seed: int = 0, device: str = "cpu", level2_horizon: int = 0, value_weight: float = -1.0) -> Agent:
     """The configurator's goal-task agent; `hierarchical` overrides its flat/hierarchical choice."""
     register_envs()
     torch.manual_seed(seed)
@@ -44,6 +44,8 @@ def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: b
         steps = max(episode_steps, HIERARCHY_MIN_EPISODE) if hierarchical else HIERARCHY_MIN_EPISODE - 1
         other = ComputeBudget(plan_evals=plan_evals, episode_steps=steps, device=device)
         cfg = configure(env.observation_space, env.action_space, "goal", other)
+    if value_weight >= 0:
+        cfg = dataclasses.replace(cfg, hierarchy=dataclasses.replace(cfg.hierarchy, value_weight=value_weight))
     if level2_horizon:
         h = cfg.hierarchy
         cfg = dataclasses.replace(cfg, hierarchy=dataclasses.replace(
@@ -120,6 +122,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--level2-horizon", type=int, default=0, help="override level 2's planning horizon")
+    p.add_argument("--value-weight", type=float, default=-1.0,
+                   help="override hierarchy.value_weight (level 2's goal-conditioned critic; 0 = off)")
     p.add_argument("--planners", default=None, help="comma list of auto|flat|flat-long|hierarchical (default: "
                    "two-rooms auto; maze hierarchical,flat,flat-long: flat ones get the evaluations hierarchical used)")
     a = p.parse_args()
@@ -135,7 +139,7 @@ def main() -> None:
     # one world model for every planner: train with level 2 on (when any mode uses it), then every planner acts
     # on the same level-1 weights, so the comparison is between planners alone
     trained = make_agent(env_id, a.plan_evals, limit, True if True in modes else modes[0], a.seed, a.device,
-                         a.level2_horizon)
+                         a.level2_horizon, a.value_weight)
     explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id  # maze: starts anywhere
     t0 = time.perf_counter()
     replay = collect(explore_id, trained, a.steps, a.seed)
@@ -145,7 +149,7 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     budget = a.plan_evals
     for name in names:
-        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device, a.level2_horizon)
+        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device, a.level2_horizon, a.value_weight)
         agent.load_state_dict(trained.state_dict(), strict=False)  # flat agents have no level 2
         if name == "flat-long":  # flat, looking as far ahead as level 2 does, at the same evaluations
             h = trained.cfg.hierarchy
@@ -160,7 +164,8 @@ def main() -> None:
                           "train_seconds": round(train_s, 1), "plan_evals": a.plan_evals,
                           **{k: round(v, 4) if isinstance(v, float) else v for k, v in res.items()},
                           "loss_prediction": round(m.get("loss_prediction", 0.0), 5),
-                          "l2_loss_prediction": round(m.get("l2_loss_prediction", 0.0), 5)}), flush=True)
+                          "l2_loss_prediction": round(m.get("l2_loss_prediction", 0.0), 5),
+                          "l2_value_mean": round(m.get("l2_value_mean", 0.0), 3)}), flush=True)
 
 if __name__ == "__main__":
     main()
