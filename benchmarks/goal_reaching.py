@@ -32,7 +32,8 @@ from memory.local import LocalReplay
 
 
 def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: bool | None = None,
-               seed: int = 0, device: str = "cpu", level2_horizon: int = 0, value_weight: float = -1.0) -> Agent:
+               seed: int = 0, device: str = "cpu", level2_horizon: int = 0, value_weight: float = -1.0,
+               level2: dict | None = None) -> Agent:
     """The configurator's goal-task agent; `hierarchical` overrides its flat/hierarchical choice."""
     register_envs()
     torch.manual_seed(seed)
@@ -46,6 +47,8 @@ def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: b
         cfg = configure(env.observation_space, env.action_space, "goal", other)
     if value_weight >= 0:
         cfg = dataclasses.replace(cfg, hierarchy=dataclasses.replace(cfg.hierarchy, value_weight=value_weight))
+    if level2:
+        cfg = dataclasses.replace(cfg, hierarchy=dataclasses.replace(cfg.hierarchy, **level2))
     if level2_horizon:
         h = cfg.hierarchy
         cfg = dataclasses.replace(cfg, hierarchy=dataclasses.replace(
@@ -124,9 +127,12 @@ def main() -> None:
     p.add_argument("--level2-horizon", type=int, default=0, help="override level 2's planning horizon")
     p.add_argument("--value-weight", type=float, default=-1.0,
                    help="override hierarchy.value_weight (level 2's goal-conditioned critic; 0 = off)")
+    p.add_argument("--level2", nargs="*", default=[], metavar="KEY=FLOAT",
+                   help="override numeric hierarchy.KEY fields, e.g. value_tau=0.05")
     p.add_argument("--planners", default=None, help="comma list of auto|flat|flat-long|hierarchical (default: "
                    "two-rooms auto; maze hierarchical,flat,flat-long: flat ones get the evaluations hierarchical used)")
     a = p.parse_args()
+    level2 = {k: float(v) for k, v in (x.split("=", 1) for x in a.level2)}
     pix = "Pixels" if a.pixels else ""
     if a.task == "two-rooms":
         env_id, planners, episodes, limit = f"ami/TwoRooms{pix}-v0", "auto", a.episodes or 100, 100
@@ -139,7 +145,7 @@ def main() -> None:
     # one world model for every planner: train with level 2 on (when any mode uses it), then every planner acts
     # on the same level-1 weights, so the comparison is between planners alone
     trained = make_agent(env_id, a.plan_evals, limit, True if True in modes else modes[0], a.seed, a.device,
-                         a.level2_horizon, a.value_weight)
+                         a.level2_horizon, a.value_weight, level2)
     explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id  # maze: starts anywhere
     t0 = time.perf_counter()
     replay = collect(explore_id, trained, a.steps, a.seed)
@@ -149,7 +155,8 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     budget = a.plan_evals
     for name in names:
-        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device, a.level2_horizon, a.value_weight)
+        agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device, a.level2_horizon, a.value_weight,
+                           level2)
         agent.load_state_dict(trained.state_dict(), strict=False)  # flat agents have no level 2
         if name == "flat-long":  # flat, looking as far ahead as level 2 does, at the same evaluations
             h = trained.cfg.hierarchy
