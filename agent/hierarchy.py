@@ -117,9 +117,23 @@ class Level2(nn.Module):
             self.value.update_target()
 
 
+class ChargedEveryStep:
+    """Shared part of the two-level PlanModels: every predicted state is charged in step(), undiscounted, so
+    there is no terminal cost and no mode-1 proposal."""
+
+    gamma = 1.0
+
+    def terminal(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x[:, 0])
+
+    def propose(self, x: torch.Tensor) -> None:
+        return None
+
+
 @dataclass
-class Level2Model:
-    """PlanModel over abstract states: macro-actions, cost = distance of each predicted state to the goal."""
+class Level2Model(ChargedEveryStep):
+    """PlanModel over abstract states: macro-actions, cost = distance of each predicted state to the goal (plus
+    the goal-conditioned critic's cost-to-go when level 2 has one)."""
 
     level2: Level2
     goal: torch.Tensor  # [E, d2]
@@ -133,8 +147,6 @@ class Level2Model:
     def z_dim(self) -> int:
         return self.level2.cfg.z_dim
 
-    gamma: float = 1.0
-
     def _rep(self, x: torch.Tensor, n: int) -> torch.Tensor:
         return x.repeat_interleave(n // x.shape[0], dim=0)
 
@@ -146,15 +158,9 @@ class Level2Model:
             cost = cost + self.level2.cfg.value_plan_weight * self.level2.value(nxt, goal)
         return nxt, cost, torch.ones_like(nxt[:, 0])
 
-    def terminal(self, S: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(S[:, 0])  # every predicted state is already charged in step()
-
-    def propose(self, S: torch.Tensor) -> None:
-        return None
-
 
 @dataclass
-class SubgoalModel:
+class SubgoalModel(ChargedEveryStep):
     """Level-1 PlanModel whose state is the flattened window of the last k latents [N, k*D]: each step predicts
     the next latent and charges the distance between level 2's encoding of the new window and the sub-goal."""
 
@@ -171,10 +177,6 @@ class SubgoalModel:
     def z_dim(self) -> int:
         return self.agent.world_model.z_dim
 
-    @property
-    def gamma(self) -> float:
-        return 1.0
-
     def step(self, x, a, z):
         ag = self.agent
         n, d = x.shape[0], ag.world_model.cfg.latent_dim
@@ -189,12 +191,6 @@ class SubgoalModel:
             cost = cost + hc.goal_weight * distance(s_next, self.goal.repeat_interleave(rep, 0))
         cost = cost + ag.cfg.cost.energy_weight * a.pow(2).sum(-1)
         return win.flatten(1), cost, torch.ones_like(cost)
-
-    def terminal(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x[:, 0])
-
-    def propose(self, x: torch.Tensor) -> None:
-        return None
 
 
 class Level2State:

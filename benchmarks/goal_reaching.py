@@ -127,6 +127,8 @@ def main() -> None:
     p.add_argument("--level2-horizon", type=int, default=0, help="override level 2's planning horizon")
     p.add_argument("--value-weight", type=float, default=-1.0,
                    help="override hierarchy.value_weight (level 2's goal-conditioned critic; 0 = off)")
+    p.add_argument("--save", default="", help="write the trained weights here (torch.save of a state_dict)")
+    p.add_argument("--load", default="", help="skip collecting and training: load these weights")
     p.add_argument("--level2", nargs="*", default=[], metavar="KEY=FLOAT",
                    help="override numeric hierarchy.KEY fields, e.g. value_tau=0.05")
     p.add_argument("--planners", default=None, help="comma list of auto|flat|flat-long|hierarchical (default: "
@@ -148,11 +150,18 @@ def main() -> None:
                          a.level2_horizon, a.value_weight, level2)
     explore_id = env_id.replace("-v0", "Explore-v0") if a.task == "maze" else env_id  # maze: starts anywhere
     t0 = time.perf_counter()
-    replay = collect(explore_id, trained, a.steps, a.seed)
-    collect_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    m = train(trained, replay, a.updates, window=2 * max(trained.cfg.hierarchy.k, 4))
-    train_s = time.perf_counter() - t0
+    collect_s = train_s = 0.0
+    m: dict[str, float] = {}
+    if a.load:
+        trained.load_state_dict(torch.load(a.load, weights_only=True))
+    else:
+        replay = collect(explore_id, trained, a.steps, a.seed)
+        collect_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        m = train(trained, replay, a.updates, window=2 * max(trained.cfg.hierarchy.k, 4))
+        train_s = time.perf_counter() - t0
+    if a.save:
+        torch.save(trained.state_dict(), a.save)
     budget = a.plan_evals
     for name in names:
         agent = make_agent(env_id, budget, limit, pick[name], a.seed, a.device, a.level2_horizon, a.value_weight,
