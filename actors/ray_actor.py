@@ -21,7 +21,7 @@ import ray
 import redis
 import torch
 
-from actors.runner import EpisodeRunner, RunnerConfig, evaluate
+from actors.runner import EpisodeRunner, RunnerConfig, TimedAgent, evaluate
 from agent.agent import Agent
 from cluster.exporter import ExporterConfig, start_process_metrics
 from memory.config import ReplayConfig
@@ -66,20 +66,6 @@ class ActorSpec:
     """Interface of the actor's /metrics endpoint (127.0.0.1 when ami started Ray on this machine)."""
     play_env_id: str = ""
     """Env id the actor steps when it differs from env_id (run.explore_env_id); metrics keep env_id."""
-
-
-class TimedAgent:
-    """The agent as the runner sees it: every act() is timed and its planned cost recorded in the metrics."""
-
-    def __init__(self, agent: Agent, metrics):
-        self.agent, self.metrics = agent, metrics
-
-    def act(self, obs, short_term, explore: bool = True):
-        t0 = time.perf_counter()
-        out = self.agent.act(obs, short_term, explore)
-        cost = short_term.history[-1][2] if short_term.history else None
-        self.metrics.plan(time.perf_counter() - t0, None if cost is None else float(cost.float().mean()))
-        return out
 
 
 def to_torch(weights: dict) -> dict:

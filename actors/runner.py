@@ -8,6 +8,7 @@ after T steps or at an episode end, whichever comes first.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -175,3 +176,17 @@ def _success(info: dict, done: np.ndarray) -> np.ndarray:
     if "is_success" in fin:
         now = np.where(done, np.asarray(fin["is_success"], dtype=bool), now)
     return now
+
+
+class TimedAgent:
+    """The agent as the runner sees it: every act() is timed and its planned cost recorded in the metrics."""
+
+    def __init__(self, agent: Agent, metrics):
+        self.agent, self.metrics = agent, metrics
+
+    def act(self, obs, short_term, explore: bool = True):
+        t0 = time.perf_counter()
+        out = self.agent.act(obs, short_term, explore)
+        cost = short_term.history[-1][2] if short_term.history else None
+        self.metrics.plan(time.perf_counter() - t0, None if cost is None else float(cost.float().mean()))
+        return out

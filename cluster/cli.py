@@ -96,7 +96,8 @@ def _train(a: argparse.Namespace) -> int:
     else:
         from cluster.inline import train_inline
 
-        summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress)
+        summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
+                               metrics_port=a.metrics_port)
     print(json.dumps({"run_dir": str(run.path), **summary}))
     return 0
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from actors.runner import EpisodeRunner, evaluate
+from actors.runner import EpisodeRunner, TimedAgent, evaluate
 from agent.agent import Agent
 from cluster.bookkeeping import RunBook
 from cluster.config import TrainConfig, resolve_agent, to_dict
 from cluster.envinfo import EnvInfo
+from cluster.inline_metrics import InlineMetrics
 from cluster.rundir import RunDir
 from learner.learner import Learner
 from memory.local import LocalReplay
@@ -30,8 +32,9 @@ def seed_everything(seed: int) -> None:
 
 
 def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False,
-                 progress: bool = True) -> dict:
-    """Train for cfg.run.steps env steps; writes the run directory and returns the summary."""
+                 progress: bool = True, metrics_port: int | None = None) -> dict:
+    """Train for cfg.run.steps env steps; writes the run directory and returns the summary. Exports the same
+    driver, actor and learner metrics as a Ray run (the driver's endpoint on `metrics_port` when given)."""
     r = cfg.run
     torch.set_num_threads(r.torch_threads)
     seed_everything(r.seed)
@@ -39,9 +42,15 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
     agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
     replay = LocalReplay(r.replay_capacity, seed=r.seed)
     runner_cfg = dataclasses.replace(cfg.runner, num_envs=r.envs_per_actor, seed=r.seed)
-    runner = EpisodeRunner(r.explore_env_id or r.env_id, agent, runner_cfg, replay.add)
-    learner = Learner(agent, replay, cfg.learner)
     run.create()
+    obs = InlineMetrics(run.path.name, r.env_id, metrics_port)
+
+    def sink(segment) -> None:
+        replay.add(segment)
+        obs.actor.segment()
+
+    runner = EpisodeRunner(r.explore_env_id or r.env_id, TimedAgent(agent, obs.actor), runner_cfg, sink)
+    learner = Learner(agent, replay, cfg.learner)
     counters = None
     if resume and run.latest_checkpoint.exists():
         counters = learner.load_checkpoint(run.latest_checkpoint)
@@ -54,18 +63,29 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
     def do_eval() -> None:
         res = evaluate(r.env_id, agent, r.eval_episodes, seed=r.seed + 10_000 + book.env_steps)
         book.eval_line(res, learner.updates)
+        obs.driver.evaluation(res)
 
+    t_obs, upd_obs = time.perf_counter(), learner.updates
     try:
         while book.env_steps < r.steps:
             random_phase = book.env_steps < cfg.learner.warmup_steps and book.resumed_at == 0
             book.env_steps += runner.step(1, random=random_phase)
             bar.update(r.envs_per_actor)
             book.add_episodes(ret for ret, _ in runner.episodes)
+            obs.stepped(r.envs_per_actor, runner.episodes, runner.policy_version, learner.version)
             runner.episodes.clear()
             due = learner.due(book.env_steps)
             if due and replay.size() >= cfg.learner.batch_size:
-                if learner.train(due):
+                t0 = time.perf_counter()
+                published = learner.train(due)
+                dt = time.perf_counter() - t0
+                obs.trained(learner.last_metrics, due, dt, learner.version if published else None)
+                if published:
                     runner.policy_version = learner.version
+            now = time.perf_counter()
+            if now - t_obs >= 1.0:  # the driver's gauges, once a second (updates per wall second, as Ray's)
+                ups, t_obs, upd_obs = (learner.updates - upd_obs) / (now - t_obs), now, learner.updates
+                obs.progress(book, r.steps, ups, replay.stats())
             if book.eval_due():
                 do_eval()
                 bar.set_postfix(eval=f"{book.last_eval['eval_return_mean']:.1f}", upd=learner.updates)
@@ -74,13 +94,20 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
             ce = cfg.learner.checkpoint_every
             if ce and learner.updates and learner.updates % ce == 0 and due:
                 learner.save_checkpoint(run.checkpoints, book.counters())
+                obs.learner.checkpoint_saved()
     except KeyboardInterrupt:
         pass  # stop cleanly: fall through to the final checkpoint and summary
+    except BaseException:
+        obs.close()
+        raise
     finally:
         bar.close()
         runner.flush_all()
         runner.close()
-    if book.needs_final_eval():
-        do_eval()
-    learner.save_checkpoint(run.checkpoints, book.counters())
+    try:
+        if book.needs_final_eval():
+            do_eval()
+        learner.save_checkpoint(run.checkpoints, book.counters())
+    finally:
+        obs.close()  # endpoints down, the run's discovery file removed
     return book.summary(learner.updates, learner.version)

@@ -50,6 +50,7 @@ class Learner:
         self._sums: dict[str, float] = {}
         self._n = 0
         self._t_busy = 0.0
+        self.last_metrics: dict[str, float] = {}  # of the latest update (gauges; the sums are for log lines)
 
     def due(self, env_steps: int) -> int:
         """Updates owed at this many env steps under the replay ratio."""
@@ -63,7 +64,7 @@ class Learner:
         t0 = time.perf_counter()
         for _ in range(n):
             batch = self.replay.sample(self.cfg.batch_size, self.cfg.window)
-            m = self.agent.update(batch_to_dict(batch))
+            m = self.last_metrics = self.agent.update(batch_to_dict(batch))
             prios = self.agent.updater.last_priorities
             if batch.keys and prios is not None:
                 self.replay.update_priorities(batch.keys, prios)

@@ -8,6 +8,7 @@ The processes are those of a real `ami train --backend ray` (driver, learner, tw
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -58,6 +59,29 @@ def scrape_config(tmp: Path, sd_dir: Path, driver_port: int) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def stack_prometheus(tmp: Path, config: Path):
+    """A real prometheus with `config`, on a free loopback port, until the block ends; yields its base URL."""
+    port = free_port()
+    prom = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def ready() -> bool:
+            try:
+                return urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200
+            except OSError:
+                assert prom.poll() is None, (tmp / "prometheus.log").read_text()[-2000:]
+                return False
+
+        wait_for(ready, 20, "prometheus ready")
+        yield base
+    finally:
+        prom.terminate()
+        prom.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def stack(ray_cluster, redis_server, tmp_path_factory):
     """Prometheus (shipped config) scraping a real 2-actor `ami train --backend ray` attached to the session's
@@ -70,21 +94,9 @@ def stack(ray_cluster, redis_server, tmp_path_factory):
                               redis_server.url, "--metrics-port", str(driver_port), *TINY, "runtime.poll_s=0.2"],
                              cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=open(tmp / "train.log", "w"),
                              text=True)
-    port = free_port()
-    prom = subprocess.Popen(["prometheus", f"--config.file={scrape_config(tmp, sd, driver_port)}",
-                             f"--storage.tsdb.path={tmp / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp / "prometheus.log", "w"))
-    base = f"http://127.0.0.1:{port}"
     try:
-        def ready() -> bool:
-            try:
-                return urllib.request.urlopen(f"{base}/-/ready", timeout=1).status == 200
-            except OSError:
-                assert prom.poll() is None, (tmp / "prometheus.log").read_text()[-2000:]
-                return False
-
-        wait_for(ready, 20, "prometheus ready")
-        yield {"base": base, "run": run, "sd": sd, "train": train, "tmp": tmp}
+        with stack_prometheus(tmp, scrape_config(tmp, sd, driver_port)) as base:
+            yield {"base": base, "run": run, "sd": sd, "train": train, "tmp": tmp}
     finally:
         if train.poll() is None:
             train.send_signal(signal.SIGINT)
@@ -92,8 +104,6 @@ def stack(ray_cluster, redis_server, tmp_path_factory):
                 train.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 train.kill()
-        prom.terminate()
-        prom.wait(timeout=10)
 
 
 def expected_keys(sd: Path) -> set[str]:
