@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.chaos.conftest import CHAOS, free_port, metric, ray_pids, wait_for
+from tests.chaos.conftest import CHAOS, free_port, metric, wait_for
 from tests.chaos.test_redis_death import redis_children
 from tests.runtime.conftest import AMI, tagged_env, tagged_processes
 
@@ -46,42 +46,3 @@ def test_sigint_stops_cleanly_with_a_final_checkpoint_and_leaves_nothing_running
     time.sleep(0.5)
     assert tagged_processes(tag) == [] and not Path(f"/proc/{redis_pid}").exists()  # no ami, no redis-server
     assert live_run_actors() == [] and list(sd.glob("*.json")) == []
-
-
-def test_sigkilled_driver_leaves_no_redis_server_and_no_run_actor(tmp_path) -> None:
-    """No handler runs on SIGKILL: the redis-server's guard stops it (and removes its data directory), Ray
-    reaps the actors the dead driver owned.
-
-    The driver attaches to a throwaway one-node cluster of its own, not the session's: twice in CI a raylet of
-    the cluster the SIGKILLed driver was attached to died a second later (Ray's doing, not the run's), and the
-    session's cluster must stay whole for the drills after this one."""
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 2, "include_dashboard": False})
-    run = tmp_path / "killed"
-    env, tag = tagged_env()
-    p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "2", "--steps", "1000000", "--run-dir",
-                          str(run), "--ray-address", cluster.address, *CHAOS], cwd=tmp_path, env=env,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        # killed mid-run, not mid-start: Ray leasing workers for the actors of a driver that is gone is not what
-        # this drill is about
-        wait_for(lambda: (run / "metrics.jsonl").exists() and (run / "metrics.jsonl").read_text().strip(), 90,
-                 "the first metrics line (actors stepping)")
-        assert len(run_actor_pids()) == 4 and redis_children(p.pid)
-        (redis_pid,) = redis_children(p.pid)
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-        wait_for(lambda: not Path(f"/proc/{redis_pid}/cmdline").exists()
-                 or b"redis" not in Path(f"/proc/{redis_pid}/cmdline").read_bytes(), 30, "redis-server stopped")
-        wait_for(lambda: tagged_processes(tag) == [], 30, "no process of the run")
-        wait_for(lambda: run_actor_pids() == [], 60, "the run's actors reaped by Ray")
-    finally:
-        if p.poll() is None:
-            p.kill()
-        cluster.shutdown()
-
-
-def run_actor_pids() -> list[int]:
-    """Live worker processes of an actor of a run, on any cluster of this machine (the session's is idle here)."""
-    return [pid for t in ("ActorWorker", "LearnerActor", "EvaluatorActor") for pid in ray_pids(t)]
