@@ -66,48 +66,45 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
         obs.driver.evaluation(res)
 
     t_obs, upd_obs = time.perf_counter(), learner.updates
-    try:
-        while book.env_steps < r.steps:
-            random_phase = book.env_steps < cfg.learner.warmup_steps and book.resumed_at == 0
-            book.env_steps += runner.step(1, random=random_phase)
-            bar.update(r.envs_per_actor)
-            book.add_episodes(ret for ret, _ in runner.episodes)
-            obs.stepped(r.envs_per_actor, runner.episodes, runner.policy_version, learner.version)
-            runner.episodes.clear()
-            due = learner.due(book.env_steps)
-            if due and replay.size() >= cfg.learner.batch_size:
-                t0 = time.perf_counter()
-                published = learner.train(due)
-                dt = time.perf_counter() - t0
-                obs.trained(learner.last_metrics, due, dt, learner.version if published else None)
-                if published:
-                    runner.policy_version = learner.version
-            now = time.perf_counter()
-            if now - t_obs >= 1.0:  # the driver's gauges, once a second (updates per wall second, as Ray's)
-                ups, t_obs, upd_obs = (learner.updates - upd_obs) / (now - t_obs), now, learner.updates
-                obs.progress(book, r.steps, ups, replay.stats())
-            if book.eval_due():
-                do_eval()
-                bar.set_postfix(eval=f"{book.last_eval['eval_return_mean']:.1f}", upd=learner.updates)
-            if book.log_due():
-                book.log_line(learner.updates, learner.version, replay.size(), learner.drain_metrics())
-            ce = cfg.learner.checkpoint_every
-            if ce and learner.updates and learner.updates % ce == 0 and due:
-                learner.save_checkpoint(run.checkpoints, book.counters())
-                obs.learner.checkpoint_saved()
-    except KeyboardInterrupt:
-        pass  # stop cleanly: fall through to the final checkpoint and summary
-    except BaseException:
-        obs.close()
-        raise
-    finally:
-        bar.close()
-        runner.flush_all()
-        runner.close()
-    try:
+    try:  # endpoints down and the run's discovery file removed however the run ends
+        try:
+            while book.env_steps < r.steps:
+                random_phase = book.env_steps < cfg.learner.warmup_steps and book.resumed_at == 0
+                book.env_steps += runner.step(1, random=random_phase)
+                bar.update(r.envs_per_actor)
+                book.add_episodes(ret for ret, _ in runner.episodes)
+                obs.stepped(r.envs_per_actor, runner.episodes, runner.policy_version, learner.version)
+                runner.episodes.clear()
+                due = learner.due(book.env_steps)
+                if due and replay.size() >= cfg.learner.batch_size:
+                    t0 = time.perf_counter()
+                    published = learner.train(due)
+                    dt = time.perf_counter() - t0
+                    obs.trained(learner.last_metrics, due, dt, learner.version if published else None)
+                    if published:
+                        runner.policy_version = learner.version
+                now = time.perf_counter()
+                if now - t_obs >= 1.0:  # the driver's gauges, once a second (updates per wall second, as Ray's)
+                    ups, t_obs, upd_obs = (learner.updates - upd_obs) / (now - t_obs), now, learner.updates
+                    obs.progress(book, r.steps, ups, replay.stats())
+                if book.eval_due():
+                    do_eval()
+                    bar.set_postfix(eval=f"{book.last_eval['eval_return_mean']:.1f}", upd=learner.updates)
+                if book.log_due():
+                    book.log_line(learner.updates, learner.version, replay.size(), learner.drain_metrics())
+                ce = cfg.learner.checkpoint_every
+                if ce and learner.updates and learner.updates % ce == 0 and due:
+                    learner.save_checkpoint(run.checkpoints, book.counters())
+                    obs.learner.checkpoint_saved()
+        except KeyboardInterrupt:
+            pass  # stop cleanly: fall through to the final checkpoint and summary
+        finally:
+            bar.close()
+            runner.flush_all()
+            runner.close()
         if book.needs_final_eval():
             do_eval()
         learner.save_checkpoint(run.checkpoints, book.counters())
     finally:
-        obs.close()  # endpoints down, the run's discovery file removed
+        obs.close()
     return book.summary(learner.updates, learner.version)
