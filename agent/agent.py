@@ -118,9 +118,14 @@ class Agent(torch.nn.Module):
         """Swap the planning budget at run time (the configurator's modulation)."""
         self.planner = Planner(cfg, self.action)
 
-    @torch.no_grad()
     def act(self, obs, short_term: ShortTermMemory, explore: bool = True) -> np.ndarray:
         """Observation batch [E, ...] -> env actions [E, ...]; updates short-term memory."""
+        # inference mode skips autograd's version counters; gradient planning needs autograd inside the plan
+        grad = self.planner.cfg.kind.endswith("grad")
+        with torch.no_grad() if grad else torch.inference_mode():
+            return self._act(obs, short_term, explore)
+
+    def _act(self, obs, short_term: ShortTermMemory, explore: bool) -> np.ndarray:
         x = obs_to_tensor(obs, self.device)
         if self.goal_conditioned:
             s = self.world_model.encode(state_obs(x))
@@ -134,9 +139,10 @@ class Agent(torch.nn.Module):
         short_term.record(s, a0, plan, cost)
         return self.action.to_env(a0)
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        """One gradient step of world model, cost head, critic and mode-1 on a batch of windows."""
-        return self.updater.step(batch)
+    def update(self, batch: dict[str, np.ndarray], priorities: bool = False) -> dict[str, float]:
+        """One gradient step of world model, cost head, critic and mode-1 on a batch of windows (`priorities`:
+        leave each window's TD error in `updater.last_priorities`, for prioritized replay)."""
+        return self.updater.step(batch, priorities)
 
     @property
     def updater(self):

@@ -122,6 +122,11 @@ class OptimConfig:
     """Entropy bonus of the mode-1 policy (scaled by the running critic scale)."""
     bc_weight: float = 0.0
     """Behaviour-cloning weight toward the actions the planner took (amortisation)."""
+    health_every: int = 10
+    """Updates between two representation-health measurements (embedding std, effective rank: an SVD)."""
+    autocast: str = "none"
+    """Mixed precision of the update's forward passes: 'none' (float32), 'bf16' or 'fp16' (GPU learners; the
+    master weights and the optimiser stay float32)."""
 
 
 def _level2_planner() -> PlannerConfig:

@@ -76,7 +76,8 @@ class Critic(nn.Module):
     def target(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Pessimistic target: the largest predicted cost among target members (clipped double-Q for costs)."""
         x = torch.cat([s, a], -1)
-        return torch.stack([self.decode_value(m(x).squeeze(-1)) for m in self.targets]).max(0).values
+        # decoding is monotonic: decode the max, not every member
+        return self.decode_value(torch.stack([m(x).squeeze(-1) for m in self.targets]).max(0).values)
 
     def every_action(self, s: torch.Tensor, n: int, target: bool = False) -> torch.Tensor:
         """Discrete spaces: Q of each of the n one-hot actions, [..., n] (the target ensemble if `target`)."""

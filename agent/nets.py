@@ -31,7 +31,10 @@ def symexp(x: torch.Tensor) -> torch.Tensor:
 
 
 def ema_(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """target <- (1 - tau) * target + tau * online, in place."""
+    """target <- (1 - tau) * target + tau * online, in place (one foreach kernel per dtype, not one per tensor)."""
     with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters(), strict=True):
-            t.lerp_(o, tau)
+        t, o = list(target.parameters()), list(online.parameters())
+        if len(t) != len(o):
+            raise ValueError("ema_: target and online modules differ")
+        torch._foreach_lerp_(t, o, tau)
+

@@ -48,7 +48,7 @@ class Learner:
         self.updates = 0
         self.version = 0
         self._sums: dict[str, float] = {}
-        self._n = 0
+        self._counts: dict[str, int] = {}
         self._t_busy = 0.0
         self.last_metrics: dict[str, float] = {}  # of the latest update (gauges; the sums are for log lines)
 
@@ -64,13 +64,13 @@ class Learner:
         t0 = time.perf_counter()
         for _ in range(n):
             batch = self.replay.sample(self.cfg.batch_size, self.cfg.window)
-            m = self.last_metrics = self.agent.update(batch_to_dict(batch))
-            prios = self.agent.updater.last_priorities
-            if batch.keys and prios is not None:
-                self.replay.update_priorities(batch.keys, prios)
-            for k, v in m.items():
+            # uniform replay hands out no keys: then no priorities are computed
+            m = self.last_metrics = self.agent.update(batch_to_dict(batch), priorities=bool(batch.keys))
+            if batch.keys:
+                self.replay.update_priorities(batch.keys, self.agent.updater.last_priorities)
+            for k, v in m.items():  # some metrics come every few updates only: each key keeps its own count
                 self._sums[k] = self._sums.get(k, 0.0) + v
-            self._n += 1
+                self._counts[k] = self._counts.get(k, 0) + 1
             self.updates += 1
             if self.updates % self.cfg.snapshot_every == 0:
                 self.version += 1
@@ -80,8 +80,8 @@ class Learner:
 
     def drain_metrics(self) -> dict[str, float]:
         """Means of the update metrics since the last drain."""
-        out = {k: v / self._n for k, v in self._sums.items()} if self._n else {}
-        self._sums, self._n = {}, 0
+        out = {k: v / self._counts[k] for k, v in self._sums.items()}
+        self._sums, self._counts = {}, {}
         return out
 
     # ----- checkpoints --------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ class LearnerActor:
         self._latest: dict = {"version": -1, "ref": None, "published_at": 0.0, "updates": 0}
         self._weights_mb = 0.0
         self._sums: dict[str, float] = {}  # update metrics since the driver's last drain (the exporter reads its own)
-        self._n = 0
+        self._counts: dict[str, int] = {}
         self._t_replay = 0.0
         # Ray restarted this actor after a crash: publish nothing until the driver restore()s the last checkpoint
         with warnings.catch_warnings():  # Ray's property reads a deprecated attribute internally
@@ -140,9 +140,9 @@ class LearnerActor:
             if published:
                 self._publish()
             m = self.learner.drain_metrics()  # the one reader of the Learner's sums; kept here for the driver
-            for k, v in m.items():
+            for k, v in m.items():  # weighted by updates; a key missing from a chunk does not dilute its mean
                 self._sums[k] = self._sums.get(k, 0.0) + v * due
-            self._n += due
+                self._counts[k] = self._counts.get(k, 0) + due
         dt = time.perf_counter() - t0
         self._busy_s += dt
         self.pm.learner.update(m, n=due, seconds=dt)
@@ -193,8 +193,8 @@ class LearnerActor:
     def drain_metrics(self) -> dict:
         """Means of the update metrics since the last call."""
         with self._lock:
-            out = {k: v / self._n for k, v in self._sums.items()} if self._n else {}
-            self._sums, self._n = {}, 0
+            out = {k: v / self._counts[k] for k, v in self._sums.items()}
+            self._sums, self._counts = {}, {}
             return out
 
     def publish_log(self) -> dict[int, float]:

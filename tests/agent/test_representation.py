@@ -15,8 +15,8 @@ PRED_ONLY = dict(cost_weight=0.0, done_weight=0.0, target="grad")
 
 def _train(agent, replay, steps: int) -> dict:
     m = {}
-    for _ in range(steps):
-        m = agent.update(batch_dict(replay, 128, 3))
+    for _ in range(steps):  # the latest value of each metric (health is measured every optim.health_every updates)
+        m.update(agent.update(batch_dict(replay, 128, 3)))
     return m
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from agent.update import n_step_targets
+from agent.update import bootstrap_positions, n_step_targets
 
 
 def test_n_step_targets_sum_costs_and_bootstrap() -> None:
@@ -30,3 +30,23 @@ def test_n_step_targets_stop_at_termination_and_masked_steps() -> None:
     trunc_mask = torch.tensor([[1.0, 0.0, 0.0]])  # truncated after step 0: bootstrap from V(s'_0)
     y = n_step_targets(cost, torch.zeros(1, 3), trunc_mask, v, g, n_step=3)
     assert torch.allclose(y[0, 0], torch.tensor(1 + g * 10))
+
+
+def test_values_at_bootstrap_positions_only_give_the_same_targets() -> None:
+    # the update evaluates the target critic only where a target reads it; every valid target must be unchanged
+    gen = torch.Generator().manual_seed(0)
+    b, w = 64, 5
+    cost, v = torch.randn(b, w, generator=gen), torch.randn(b, w, generator=gen)
+    term = (torch.rand(b, w, generator=gen) < 0.1).float()
+    valid = torch.randint(1, w + 1, (b,), generator=gen)  # windows cut by episode or segment ends
+    mask = (torch.arange(w)[None] < valid[:, None]).float()
+    for n_step in (1, 2, 3, 7):
+        full = n_step_targets(cost, term, mask, v, 0.9, n_step)
+        pos = bootstrap_positions(mask, n_step)
+        assert pos.shape[1] == max(w - n_step + 1, 1)
+        sparse_v = torch.zeros(b, w).scatter_(1, pos, v.gather(1, pos))
+        sparse = n_step_targets(cost, term, mask, sparse_v, 0.9, n_step)
+        assert torch.equal(full[mask > 0], sparse[mask > 0]), n_step
+        # and the values do matter: dropping the bootstrap positions changes the targets
+        no_bootstrap = n_step_targets(cost, term, mask, torch.zeros(b, w), 0.9, n_step)
+        assert not torch.equal(full[mask > 0], no_bootstrap[mask > 0])
