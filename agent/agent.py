@@ -50,10 +50,11 @@ class LatentModel:
         ag = self.agent
         wm, cost = ag.world_model, ag.cost
         ag.plan_counter["level1"] = ag.plan_counter.get("level1", 0) + s.shape[0]
-        c = cost(s, a, self._goal(s))
+        sa = torch.cat([s, a], -1)  # one input for predictor, cost head and done head
+        c = cost(s, a, self._goal(s), sa=sa)
         if ag.goal_conditioned:  # reward-free: the done head never learned anything, episodes go on
-            return wm.predict(s, a, z), c, torch.ones_like(c)
-        return wm.predict(s, a, z), c, wm.continue_prob(s, a)
+            return wm.predict(s, a, z, sa=sa), c, torch.ones_like(c)
+        return wm.predict(s, a, z, sa=sa), c, wm.continue_prob(s, a, sa=sa)
 
     def terminal(self, s: torch.Tensor) -> torch.Tensor:
         ag = self.agent

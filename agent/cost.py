@@ -33,14 +33,22 @@ class IntrinsicCost(nn.Module):
         """The intrinsic cost of a real step, from the env's cost (= -reward): the critic's TD signal."""
         return self.cfg.task_weight * env_cost + self.cfg.energy_weight * a.pow(2).sum(-1)
 
-    def forward(self, s: torch.Tensor, a: torch.Tensor, goal: torch.Tensor | None = None) -> torch.Tensor:
-        """Predicted intrinsic cost of taking a in latent state s."""
-        c = self.cfg.energy_weight * a.pow(2).sum(-1)
-        if self.cfg.task_weight:
-            c = c + self.cfg.task_weight * symexp(self.task_symlog(s, a))
-        if goal is not None and self.cfg.goal_weight:
-            c = c + self.cfg.goal_weight * self.goal_distance(s, goal)
-        return c
+    def forward(self, s: torch.Tensor, a: torch.Tensor, goal: torch.Tensor | None = None,
+                sa: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted intrinsic cost of taking a in latent state s (`sa`: cat([s, a]) when the caller has it).
+        Terms whose weight is zero are skipped, not multiplied by zero: this runs in the planner's inner loop."""
+        c = self.cfg
+        total = None
+        if c.task_weight:
+            x = self.task_head(torch.cat([s, a], -1) if sa is None else sa).squeeze(-1)
+            total = symexp(x) if c.task_weight == 1.0 else c.task_weight * symexp(x)
+        if c.energy_weight:
+            e = c.energy_weight * a.pow(2).sum(-1)
+            total = e if total is None else total + e
+        if goal is not None and c.goal_weight:
+            g = c.goal_weight * self.goal_distance(s, goal)
+            total = g if total is None else total + g
+        return s.new_zeros(s.shape[:-1]) if total is None else total
 
     @staticmethod
     def goal_distance(s: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

@@ -61,11 +61,14 @@ class WorldModel(nn.Module):
         if self.target_encoder is not None:
             ema_(self.target_encoder, self.encoder, self.cfg.target_ema)
 
-    def predict(self, s: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
-        """One step in latent space: s' = P(s, a, z). z=None with z enabled means the prior mean (0)."""
-        parts = [s, a]
-        if self.z_dim:
-            parts.append(z if z is not None else s.new_zeros(*s.shape[:-1], self.z_dim))
+    def predict(self, s: torch.Tensor, a: torch.Tensor, z: torch.Tensor | None = None,
+                sa: torch.Tensor | None = None) -> torch.Tensor:
+        """One step in latent space: s' = P(s, a, z). z=None with z enabled means the prior mean (0).
+        `sa`: cat([s, a]) when the caller has it (the planner shares it between predictor and heads)."""
+        if not self.z_dim:
+            return self.predictor(torch.cat([s, a], -1) if sa is None else sa)
+        parts = [s, a] if sa is None else [sa]
+        parts.append(z if z is not None else s.new_zeros(*s.shape[:-1], self.z_dim))
         return self.predictor(torch.cat(parts, dim=-1))
 
     def prior_z(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
@@ -80,6 +83,6 @@ class WorldModel(nn.Module):
         z = mu + torch.randn_like(mu) * log_std.exp()
         return z, gaussian_kl(mu, log_std)
 
-    def continue_prob(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """Probability that the episode goes on after (s, a)."""
-        return 1.0 - torch.sigmoid(self.done_head(torch.cat([s, a], -1)).squeeze(-1))
+    def continue_prob(self, s: torch.Tensor, a: torch.Tensor, sa: torch.Tensor | None = None) -> torch.Tensor:
+        """Probability that the episode goes on after (s, a): sigmoid(-logit) = 1 - sigmoid(logit)."""
+        return torch.sigmoid(-self.done_head(torch.cat([s, a], -1) if sa is None else sa).squeeze(-1))
