@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ENV ?= Pendulum-v1
 STEPS ?= 10000
 
-.PHONY: setup services run test lint bench clean
+.PHONY: setup services run test lint bench speed clean
 
 services:  # redis-server and prometheus from Debian packages, only when missing
 	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || \
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0  # the CPU build; a looser pin pulls a multi-GB CUDA build
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,mujoco,bench]'  # MuJoCo envs and SB3 SAC for benchmarks/speed.py
 	touch $(STAMP)
 
 setup: services $(STAMP)
@@ -33,6 +33,9 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python benchmarks/learning_curves.py
+
+speed: setup  # ours vs SB3 SAC, the Ray path and matmul shares (benchmarks/RESULTS.md "Speed"); ~30 min here
+	cd benchmarks && ../$(BIN)/python speed.py
 
 clean:
 	rm -rf $(VENV) runs

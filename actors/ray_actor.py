@@ -68,6 +68,10 @@ class ActorSpec:
     """Env id the actor steps when it differs from env_id (run.explore_env_id); metrics keep env_id."""
 
 
+PAUSE_MIN_S, PAUSE_MAX_S = 0.005, 0.08
+"""An actor ahead of the learner sleeps between looks at its progress, doubling from the first to the second."""
+
+
 def to_torch(weights: dict) -> dict:
     with warnings.catch_warnings():  # arrays from the object store are read-only; load_state_dict copies them
         warnings.simplefilter("ignore", UserWarning)
@@ -199,15 +203,19 @@ class ActorWorker:
         t0 = time.perf_counter()
         try:
             self._check(block=True)
-            k = 0
+            k, nap = 0, PAUSE_MIN_S
             while not self._stop.is_set():
                 if s.max_update_lag and self.claimed_total >= s.warmup_steps and self._owed() > s.max_update_lag:
                     tp = time.perf_counter()
-                    time.sleep(0.005)
+                    time.sleep(nap)
+                    # each look is a call into the learner's process: back off while it stays behind, so a
+                    # paused actor does not take the learner's CPU with hundreds of calls a second
+                    nap = min(2 * nap, PAUSE_MAX_S)
                     self._check(block=True)
                     self.paused_s += time.perf_counter() - tp
                     self.pm.actor.paused(time.perf_counter() - tp)
                     continue
+                nap = PAUSE_MIN_S
                 start, granted = self._claim()
                 if granted == 0:
                     break

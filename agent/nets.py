@@ -27,7 +27,7 @@ def symlog(x: torch.Tensor) -> torch.Tensor:
 
 def symexp(x: torch.Tensor) -> torch.Tensor:
     """Inverse of symlog."""
-    return torch.sign(x) * torch.expm1(x.abs())
+    return torch.expm1(x.abs()).copysign(x)
 
 
 def ema_(target: nn.Module, online: nn.Module, tau: float) -> None:

@@ -49,10 +49,10 @@ def trajectory_cost(model: PlanModel, s0: torch.Tensor, acts: torch.Tensor, z_dr
     for t in range(h):
         z = torch.randn(s.shape[0], model.z_dim, device=s.device) if model.z_dim else None
         s, c, cont = model.step(s, a_all[:, t], z)
-        total = total + disc * alive * c
+        total = torch.addcmul(total, alive, c, value=disc)  # one kernel per step of this inner loop
         alive = alive * cont
         disc *= model.gamma
-    total = total + disc * alive * model.terminal(s)
+    total = torch.addcmul(total, alive, model.terminal(s), value=disc)
     return total.view(e, k, n).mean(1)
 
 

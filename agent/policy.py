@@ -31,14 +31,14 @@ class Policy(nn.Module):
 
     def sample(self, s: torch.Tensor, greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Action in model units and its log-probability (reparameterised for Box)."""
+        if greedy and not self.action.discrete:  # the mean action: no std, no log-probability to compute
+            a = torch.tanh(self.net(s)[..., : self.action.dim])
+            return a, a.new_zeros(a.shape[:-1])
         p, log_std = self.dist(s)
         if self.action.discrete:
             logp_all = F.log_softmax(p, -1)
             idx = p.argmax(-1) if greedy else torch.distributions.Categorical(logits=p).sample()
             return F.one_hot(idx, self.action.dim).float(), logp_all.gather(-1, idx[..., None]).squeeze(-1)
-        if greedy:
-            a = torch.tanh(p)
-            return a, torch.zeros(a.shape[:-1], device=a.device)
         eps = torch.randn_like(p)
         u = p + eps * log_std.exp()
         a = torch.tanh(u)

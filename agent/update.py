@@ -98,13 +98,12 @@ class Updater:
         with fast_fp32_matmul(self.agent.device):
             return self._step(batch, priorities)
 
-    def _step(self, batch: dict[str, np.ndarray], priorities: bool) -> dict[str, float]:
+    def _tensors(self, batch: dict[str, np.ndarray]) -> tuple:
+        """The batch on the device: (obs, next_obs, act, env_cost, term, mask, per-step loss weights)."""
         ag = self.agent
-        dev, cfg = ag.device, ag.cfg
-        wmc, cc = cfg.world_model, cfg.cost
-        wm = ag.world_model
+        dev = ag.device
         mask = torch.as_tensor(batch["mask"], device=dev).float()
-        b, w = mask.shape
+        w = mask.shape[1]
         obs, next_obs = column(batch, "obs"), column(batch, "next_obs")
         if ag.goal_conditioned:  # the goal key is no part of the dynamics: never copied to the device
             obs, next_obs = state_obs(obs), state_obs(next_obs)
@@ -113,44 +112,56 @@ class Updater:
         env_cost = -torch.as_tensor(batch["reward"], device=dev).float()
         term = torch.as_tensor(batch["terminated"], device=dev).float()
         isw = torch.as_tensor(batch["weights"], device=dev).float()[:, None] if "weights" in batch else 1.0
-        rho = wmc.rho ** torch.arange(w, device=dev).float()
-        mw = mask * rho * isw  # per-step weight of every temporal loss
+        rho = ag.cfg.world_model.rho ** torch.arange(w, device=dev).float()
+        return obs, next_obs, act, env_cost, term, mask, mask * rho * isw
 
+    def _model_loss(self, obs, next_obs, act, env_cost, term, mask, mw):
+        """World model, heads and critic: (total loss, its terms, z_j latents, s0, targets, TD errors)."""
+        ag = self.agent
+        wmc, cc, wm = ag.cfg.world_model, ag.cfg.cost, ag.world_model
+        b, w = mask.shape
+        s0 = wm.encode(_first(obs))
+        target = wm.encode_target(_flat(next_obs, b, w)).view(b, w, -1)
+        states, pred_err, klz, s = [], [], [], s0
+        for j in range(w):
+            states.append(s)
+            z = None
+            if wm.z_dim:
+                z, kl_j = wm.infer_z(s, act[:, j], target[:, j])
+                klz.append(kl_j)
+            s = wm.predict(s, act[:, j], z)
+            pred_err.append((s.float() - target[:, j].float()).pow(2).mean(-1))
+        zs = torch.stack(states, 1).float()  # latent at which action j is taken, [B, W, D]
+        pred_loss = masked_mean(torch.stack(pred_err, 1), mw) * w
+        z_loss = masked_mean(torch.stack(klz, 1).float(), mw) * w if klz else torch.zeros((), device=mw.device)
+        # anti-collapse on every embedding that carries gradients
+        emb = (s0 if wmc.target != "grad" else torch.cat([s0, target.reshape(b * w, -1)])).float()
+        var_loss = variance_hinge(emb)
+        cov_loss = covariance_penalty(emb)
+
+        sa = torch.cat([zs, act], -1)  # one input for the cost head, the done head and every critic member
+        cost_loss = masked_mean((ag.cost.task_head(sa).squeeze(-1).float() - symlog(env_cost)).pow(2), mw) * w
+        done_logit = wm.done_head(sa).squeeze(-1).float()
+        done_loss = masked_mean(F.binary_cross_entropy_with_logits(done_logit, term, reduction="none"), mw) * w
+
+        with torch.no_grad():
+            y = self._td_targets(target.detach().float(), env_cost, act, term, mask)
+        q = torch.stack([m(sa).squeeze(-1) for m in ag.critic.members]).float()  # [E, B, W]
+        td = (q - ag.critic.encode_value(y)[None]).pow(2)
+        critic_loss = masked_mean(td.mean(0), mw) * w
+
+        total = (wmc.pred_weight * pred_loss + wmc.var_weight * var_loss + wmc.cov_weight * cov_loss
+                 + wmc.z_kl_weight * z_loss + wmc.cost_weight * cost_loss + wmc.done_weight * done_loss
+                 + cc.critic_weight * critic_loss)
+        terms = {"loss_prediction": pred_loss, "loss_variance": var_loss, "loss_covariance": cov_loss,
+                 "loss_z": z_loss, "loss_cost": cost_loss, "loss_done": done_loss, "loss_critic": critic_loss}
+        return total, terms, zs, s0, target, td
+
+    def _step(self, batch: dict[str, np.ndarray], priorities: bool) -> dict[str, float]:
+        ag, cfg = self.agent, self.agent.cfg
+        obs, next_obs, act, env_cost, term, mask, mw = self._tensors(batch)
         with self._autocast():
-            s0 = wm.encode(_first(obs))
-            target = wm.encode_target(_flat(next_obs, b, w)).view(b, w, -1)
-            states, pred_err, klz, s = [], [], [], s0
-            for j in range(w):
-                states.append(s)
-                z = None
-                if wm.z_dim:
-                    z, kl_j = wm.infer_z(s, act[:, j], target[:, j])
-                    klz.append(kl_j)
-                s = wm.predict(s, act[:, j], z)
-                pred_err.append((s.float() - target[:, j].float()).pow(2).mean(-1))
-            zs = torch.stack(states, 1).float()  # latent at which action j is taken, [B, W, D]
-            pred_loss = masked_mean(torch.stack(pred_err, 1), mw) * w
-            z_loss = masked_mean(torch.stack(klz, 1).float(), mw) * w if klz else torch.zeros((), device=dev)
-            # anti-collapse on every embedding that carries gradients
-            emb = (s0 if wmc.target != "grad" else torch.cat([s0, target.reshape(b * w, -1)])).float()
-            var_loss = variance_hinge(emb)
-            cov_loss = covariance_penalty(emb)
-
-            sa = torch.cat([zs, act], -1)
-            cost_pred = ag.cost.task_head(sa).squeeze(-1).float()
-            cost_loss = masked_mean((cost_pred - symlog(env_cost)).pow(2), mw) * w
-            done_logit = wm.done_head(sa).squeeze(-1).float()
-            done_loss = masked_mean(F.binary_cross_entropy_with_logits(done_logit, term, reduction="none"), mw) * w
-
-            with torch.no_grad():
-                y = self._td_targets(target.detach().float(), env_cost, act, term, mask)
-            q = torch.stack([m(sa).squeeze(-1) for m in ag.critic.members]).float()  # [E, B, W]
-            td = (q - ag.critic.encode_value(y)[None]).pow(2)
-            critic_loss = masked_mean(td.mean(0), mw) * w
-
-            total = (wmc.pred_weight * pred_loss + wmc.var_weight * var_loss + wmc.cov_weight * cov_loss
-                     + wmc.z_kl_weight * z_loss + wmc.cost_weight * cost_loss + wmc.done_weight * done_loss
-                     + cc.critic_weight * critic_loss)
+            total, terms, zs, s0, target, td = self._model_loss(obs, next_obs, act, env_cost, term, mask, mw)
             l2_metrics = {}
             if ag.hierarchy is not None:
                 # level-1 latents of the window's real states, under stop-gradient (see agent/hierarchy.py)
@@ -167,12 +178,10 @@ class Updater:
         # goal tasks act by planning alone (mode-1 is trained on a critic that knows no goals)
         pol = {} if ag.goal_conditioned else self._policy_step(zs.detach(), act, mask)
         ag.critic.update_targets()
-        wm.update_target()
+        ag.world_model.update_target()
         if ag.hierarchy is not None:
             ag.hierarchy.update_targets()
-        scalars = {"loss_prediction": pred_loss, "loss_variance": var_loss, "loss_covariance": cov_loss,
-                   "loss_z": z_loss, "loss_cost": cost_loss, "loss_done": done_loss, "loss_critic": critic_loss,
-                   "loss_total": total, "grad_norm": gnorm, **pol}
+        scalars = {**terms, "loss_total": total, "grad_norm": gnorm, **pol}
         # one device-to-host transfer for every scalar, not one per loss term
         out = dict(zip(scalars, torch.stack([v.detach().float() for v in scalars.values()]).tolist(), strict=True))
         out.update(l2_metrics)

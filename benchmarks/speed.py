@@ -49,6 +49,22 @@ print(json.dumps({"marks": {str(k): v for k, v in marks.items()}, "updates": int
 """
 
 
+def wall_at_marks(points: list[tuple[int, float]]) -> dict[int, float]:
+    """Wall seconds at each span mark from (env_steps, wall_seconds) log points: the exact point when one was
+    logged at the mark (the inline backend logs right after its evaluation), else linear interpolation (the
+    Ray driver logs when its counter passes a multiple of log_every)."""
+    points = sorted(points)
+    out = {}
+    for mark in {m for span in SPANS for m in span}:
+        exact = [w for s, w in points if s == mark]
+        if exact:
+            out[mark] = exact[-1]
+            continue
+        (s0, w0), (s1, w1) = max(p for p in points if p[0] < mark), min(p for p in points if p[0] > mark)
+        out[mark] = w0 + (w1 - w0) * (mark - s0) / (s1 - s0)
+    return out
+
+
 def span_rate(wall_at: dict[int, float]) -> float:
     """Env steps/s over SPANS from the wall clock at each mark."""
     seconds = sum(wall_at[b] - wall_at[a] for a, b in SPANS)
@@ -67,8 +83,7 @@ def ami_run(env: str, backend: str | None, ami_root: Path, extra: list[str] | No
             raise RuntimeError(f"ami train failed: {proc.stderr[-2000:]}")
         lines = [json.loads(x) for x in Path(f"{d}/run/metrics.jsonl").read_text().splitlines()]
         summary = json.loads(Path(f"{d}/run/summary.json").read_text())
-    logs = {ln["env_steps"]: ln for ln in lines if "eval_return_mean" not in ln}
-    wall_at = {s: logs[s]["wall_seconds"] for a_b in SPANS for s in a_b}
+    wall_at = wall_at_marks([(ln["env_steps"], ln["wall_seconds"]) for ln in lines if "eval_return_mean" not in ln])
     warmup = 1000
     return {"steps_per_s": span_rate(wall_at), "updates": summary["updates"],
             "updates_ok": summary["updates"] >= 0.99 * (STEPS - warmup), "wall_s": time.perf_counter() - t0,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,8 @@ class Learner:
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         self._t_busy = 0.0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="ami-sample")
+        self._prefetched: Future | None = None
         self.last_metrics: dict[str, float] = {}  # of the latest update (gauges; the sums are for log lines)
 
     def due(self, env_steps: int) -> int:
@@ -58,25 +61,48 @@ class Learner:
             return 0
         return max(int((env_steps - self.cfg.warmup_steps + 1) * self.cfg.updates_per_step) - self.updates, 0)
 
+    def _sample(self) -> Batch:
+        return self.replay.sample(self.cfg.batch_size, self.cfg.window)
+
+    def _next_batch(self, more: bool) -> Batch:
+        """The prefetched batch (or one sampled now), and the next one started on the sampling thread while this
+        one trains, when `more` updates follow. Uniform replay only: prioritized sampling must see the priorities
+        the update before it wrote."""
+        batch = self._prefetched.result() if self._prefetched is not None else self._sample()
+        self._prefetched = None
+        if more and not self.replay.prioritized:
+            self._prefetched = self._pool.submit(self._sample)
+        return batch
+
     def train(self, n: int) -> bool:
-        """Run n updates; True when a new snapshot version became due."""
+        """Run n updates; True when a new snapshot version became due. Sampling of the next batch overlaps the
+        current update; none is in flight once this returns (the replay is then free for its other callers)."""
         published = False
         t0 = time.perf_counter()
-        for _ in range(n):
-            batch = self.replay.sample(self.cfg.batch_size, self.cfg.window)
-            # uniform replay hands out no keys: then no priorities are computed
-            m = self.last_metrics = self.agent.update(batch_to_dict(batch), priorities=bool(batch.keys))
-            if batch.keys:
-                self.replay.update_priorities(batch.keys, self.agent.updater.last_priorities)
-            for k, v in m.items():  # some metrics come every few updates only: each key keeps its own count
-                self._sums[k] = self._sums.get(k, 0.0) + v
-                self._counts[k] = self._counts.get(k, 0) + 1
-            self.updates += 1
-            if self.updates % self.cfg.snapshot_every == 0:
-                self.version += 1
-                published = True
-        self._t_busy += time.perf_counter() - t0
+        try:
+            for i in range(n):
+                published = self._train_one(self._next_batch(more=i + 1 < n)) or published
+        finally:
+            if self._prefetched is not None:  # an update failed mid-chunk: let its sample finish, then drop it
+                self._prefetched.exception()
+                self._prefetched = None
+            self._t_busy += time.perf_counter() - t0
         return published
+
+    def _train_one(self, batch: Batch) -> bool:
+        """One update on `batch`; True when it made a new snapshot version due."""
+        prioritized = self.replay.prioritized  # else no TD errors are copied out for priorities
+        m = self.last_metrics = self.agent.update(batch_to_dict(batch), priorities=prioritized)
+        if prioritized:
+            self.replay.update_priorities(batch.keys, self.agent.updater.last_priorities)
+        for k, v in m.items():  # some metrics come every few updates only: each key keeps its own count
+            self._sums[k] = self._sums.get(k, 0.0) + v
+            self._counts[k] = self._counts.get(k, 0) + 1
+        self.updates += 1
+        if self.updates % self.cfg.snapshot_every == 0:
+            self.version += 1
+            return True
+        return False
 
     def drain_metrics(self) -> dict[str, float]:
         """Means of the update metrics since the last drain."""

@@ -101,6 +101,10 @@ class ReplayMemory(Protocol):
     def size(self) -> int:
         """Stored transitions."""
 
+    @property
+    def prioritized(self) -> bool:
+        """True when sampling follows priorities set through update_priorities."""
+
     def update_priorities(self, keys: list, priorities: np.ndarray) -> None:
         """Set the priorities of sampled items (no-op for uniform replay)."""
 

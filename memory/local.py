@@ -95,6 +95,11 @@ class LocalReplay:
             self._c["sample_batches"] += 1
         return Batch(data=data, mask=mask, weights=weights, keys=offsets.tolist(), versions=versions)
 
+    @property
+    def prioritized(self) -> bool:
+        """True when sampling follows priorities (update_priorities is then worth calling)."""
+        return self._prio is not None
+
     def update_priorities(self, keys: list, priorities: np.ndarray) -> None:
         if self._prio is None:
             return

@@ -162,6 +162,11 @@ class RedisReplay:
         keys = ((offs << SHARD_BITS) | shard).tolist()
         return Batch(data=data, mask=mask, weights=weights, keys=keys, versions=np.asarray(versions, np.int64))
 
+    @property
+    def prioritized(self) -> bool:
+        """True when sampling follows priorities (update_priorities is then worth calling)."""
+        return self._prio is not None
+
     def update_priorities(self, keys: list, priorities: np.ndarray) -> None:
         if self._prio is None:
             return
