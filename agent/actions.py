@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from agent.perception import to_device
+
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -35,7 +37,7 @@ class ActionSpec:
 
     def to_model(self, action, device: torch.device) -> torch.Tensor:
         """Env actions [..., A] or [...] (ints) -> model actions [..., dim] float."""
-        a = torch.as_tensor(np.asarray(action), device=device)
+        a = to_device(action, device)
         if self.discrete:
             return torch.nn.functional.one_hot(a.long(), self.dim).float()
         low = torch.tensor(self.low, device=device)

@@ -103,9 +103,18 @@ def flatten_columns(name: str, value) -> dict:
     return {name: value}
 
 
+def to_device(array, device: torch.device | str) -> torch.Tensor:
+    """A numpy array as a tensor on `device`; to a GPU through pinned memory without blocking the host (the
+    copy overlaps whatever the host does next, and the GPU orders it before the kernels that read it)."""
+    t = torch.as_tensor(np.asarray(array))
+    if torch.device(device).type != "cuda":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def obs_to_tensor(obs, device: torch.device) -> torch.Tensor | dict[str, torch.Tensor]:
     """numpy observation batch (array or dict of arrays) -> tensors on device, dtype kept (uint8 stays)."""
     if isinstance(obs, dict):
         return {k: obs_to_tensor(v, device) for k, v in obs.items()}
-    t = torch.as_tensor(np.asarray(obs), device=device)
+    t = to_device(obs, device)
     return t if t.dtype == torch.uint8 else t.float()

@@ -13,7 +13,7 @@ from agent.fastmath import fast_fp32_matmul
 from agent.goal import state_obs
 from agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
 from agent.nets import symlog
-from agent.perception import column, obs_to_tensor
+from agent.perception import column, obs_to_tensor, to_device
 
 if TYPE_CHECKING:
     from agent.agent import Agent
@@ -102,16 +102,16 @@ class Updater:
         """The batch on the device: (obs, next_obs, act, env_cost, term, mask, per-step loss weights)."""
         ag = self.agent
         dev = ag.device
-        mask = torch.as_tensor(batch["mask"], device=dev).float()
+        mask = to_device(batch["mask"], dev).float()
         w = mask.shape[1]
         obs, next_obs = column(batch, "obs"), column(batch, "next_obs")
         if ag.goal_conditioned:  # the goal key is no part of the dynamics: never copied to the device
             obs, next_obs = state_obs(obs), state_obs(next_obs)
         obs, next_obs = obs_to_tensor(obs, dev), obs_to_tensor(next_obs, dev)
         act = ag.action.to_model(batch["action"], dev)
-        env_cost = -torch.as_tensor(batch["reward"], device=dev).float()
-        term = torch.as_tensor(batch["terminated"], device=dev).float()
-        isw = torch.as_tensor(batch["weights"], device=dev).float()[:, None] if "weights" in batch else 1.0
+        env_cost = -to_device(batch["reward"], dev).float()
+        term = to_device(batch["terminated"], dev).float()
+        isw = to_device(batch["weights"], dev).float()[:, None] if "weights" in batch else 1.0
         rho = ag.cfg.world_model.rho ** torch.arange(w, device=dev).float()
         return obs, next_obs, act, env_cost, term, mask, mask * rho * isw
 

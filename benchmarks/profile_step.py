@@ -19,17 +19,18 @@ from torch.profiler import ProfilerActivity, profile
 
 from agent.agent import Agent
 from agent.short_term import ShortTermMemory
-from cluster.config import TrainConfig, resolve_agent
+from cluster.config import TrainConfig, apply, resolve_agent
 from envs import register_envs
 from learner.learner import batch_to_dict
 from memory.core import Segment, SegmentMeta
 from memory.local import LocalReplay
 
 
-def build(env_id: str, device: str) -> tuple[Agent, gym.Env, TrainConfig]:
+def build(env_id: str, device: str, overrides: dict | None = None) -> tuple[Agent, gym.Env, TrainConfig]:
+    """The agent `ami train --env env_id run.device=device` builds (`overrides`: agent.* keys, nested)."""
     register_envs()
     env = gym.make(env_id)
-    cfg = TrainConfig()
+    cfg = apply(TrainConfig(), {"run": {"device": device}, "agent": overrides or {}})
     agent_cfg = resolve_agent(cfg, env.observation_space, env.action_space, env.spec.max_episode_steps)
     return Agent(env.observation_space, env.action_space, agent_cfg, device=device), env, cfg
 

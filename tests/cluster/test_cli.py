@@ -83,3 +83,19 @@ def test_existing_run_directory_is_not_overwritten(tmp_path: Path) -> None:
     res = _ami("train", "--steps", "10", "--run-dir", str(run), cwd=tmp_path)
     assert res.returncode == 2 and "--resume" in res.stderr
     assert (run / "checkpoints" / "latest.pt").read_bytes() == b"x"
+
+
+def test_inline_backend_runs_where_ray_cannot_be_imported(tmp_path: Path) -> None:
+    # the GPU machines have no Ray: `ami train --backend inline` (and eval) must never import it
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.modules['ray'] = None\n"  # any `import ray` now raises ImportError
+            "from cluster.cli import main\n"
+            "rc = main(['train', '--backend', 'inline', '--env', 'Pendulum-v1', '--steps', '300', '--run-dir', 'r',\n"
+            "           '--no-progress', 'learner.warmup_steps=200', 'run.eval_episodes=1'])\n"
+            "assert 'ray' not in sys.modules or sys.modules['ray'] is None\n"
+            "sys.exit(rc or main(['eval', 'r', '--episodes', '1']))\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["env_steps"] == 300 and summary["updates"] >= 100 and summary["backend"] == "inline"

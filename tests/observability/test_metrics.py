@@ -135,8 +135,9 @@ def test_learner_metrics_read_agent_update_and_collapse_shows() -> None:
                            **weights)
         ms = MetricSet(Identity("learner", "Pendulum-v1"))
         lm = LearnerMetrics(ms)
-        for _ in range(200):
-            m = agent.update(batch_dict(data, 128, 3))
+        m = {}
+        for _ in range(200):  # the latest of each metric: health is measured every agent.optim.health_every updates
+            m.update(agent.update(batch_dict(data, 128, 3)))
         lm.update(m, n=200, seconds=2.0)
         assert {f"loss_{t}" for t in LOSS_TERMS} <= set(m)
         for t in LOSS_TERMS:
