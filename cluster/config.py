@@ -82,6 +82,8 @@ class RuntimeConfig:
     (0: never pause, the learner then trains whatever it can keep up with)."""
     learner_chunk: int = 10
     """Updates the learner runs between two looks at the replay's insert counter."""
+    learner_threads: int = 1
+    """torch intra-op threads of the learner process (actors keep one each); more only pays where cores idle."""
     poll_s: float = 0.25
     """Seconds between the driver's looks at actors, learner, evaluation and the scale file."""
     max_restarts: int = 3
@@ -223,9 +225,10 @@ def build(layers: list[dict]) -> TrainConfig:
     rt = cfg.runtime
     if cfg.runner.explore not in ("plan", "random") or cfg.runner.random_repeat < 1:
         raise ConfigError("runner.explore must be 'plan' or 'random' and runner.random_repeat positive")
-    if min(rt.version_check_every, rt.claim_steps, rt.learner_chunk) < 1 or min(rt.poll_s, rt.redis_timeout_s) <= 0:
-        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, poll_s and redis_timeout_s must "
-                          "be positive")
+    counts = (rt.version_check_every, rt.claim_steps, rt.learner_chunk, rt.learner_threads)
+    if min(counts) < 1 or min(rt.poll_s, rt.redis_timeout_s) <= 0:
+        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, learner_threads, poll_s and "
+                          "redis_timeout_s must be positive")
     return cfg
 
 

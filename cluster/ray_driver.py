@@ -81,7 +81,8 @@ class RayRun(Recovery, RunFigures):
         device = "cuda" if gpus > 0 else r.device
         self.learner = LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=rt.max_restarts).remote(
             info.observation_space, info.action_space, agent_cfg, cfg.learner, self.replay_cfg, url, device,
-            r.seed, self.book.env_steps, rt.learner_chunk, ckpt, r.env_id, services.metrics_bind, version_key)
+            r.seed, self.book.env_steps, rt.learner_chunk, ckpt, r.env_id, services.metrics_bind, version_key,
+            threads=rt.learner_threads)
         self.obs.watch("learner", self.learner)
         self.learner_up = True
         self.restarts = {"actor": 0, "learner": 0, "redis": 0}

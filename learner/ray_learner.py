@@ -40,8 +40,8 @@ class LearnerActor:
     def __init__(self, obs_space, action_space, agent_cfg, cfg: LearnerConfig, replay_cfg: ReplayConfig,
                  url: str, device: str, seed: int, env_steps: int = 0, chunk: int = 10,
                  checkpoint: bytes | None = None, env_id: str = "", metrics_bind: str = "0.0.0.0",
-                 version_key: str | None = None):
-        torch.set_num_threads(1)
+                 version_key: str | None = None, threads: int = 1):
+        torch.set_num_threads(threads)
         torch.manual_seed(seed)
         self.pm = start_process_metrics("learner", env_id, cfg=ExporterConfig(bind_host=metrics_bind))
         self.agent = Agent(obs_space, action_space, agent_cfg, device=device)
