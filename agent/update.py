@@ -197,7 +197,7 @@ class Updater:
         b, w = mask.shape
         pos = bootstrap_positions(mask, cc.n_step)  # [B, U]
         rows = torch.arange(b, device=nxt.device)[:, None]
-        v = self._target_value(nxt[rows, pos].reshape(-1, nxt.shape[-1])).view(pos.shape)
+        v = self._target_value(nxt[rows, pos].reshape(-1, nxt.shape[-1])).float().view(pos.shape)
         v_next = torch.zeros(b, w, device=nxt.device).scatter_(1, pos, v)
         return n_step_targets(ag.cost.observed(env_cost, act), term, mask, v_next, cc.gamma, cc.n_step)
 

@@ -29,7 +29,7 @@ from agent.short_term import ShortTermMemory
 from learner.learner import batch_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
-BIG = {"world_model": {"hidden": 1024, "latent_dim": 256}, "encoder": {"hidden": 1024}}  # ~5M parameters
+BIG = {"world_model": {"hidden": 700, "latent_dim": 256}, "encoder": {"hidden": 700}}  # ~5M parameters (HalfCheetah)
 
 
 def _sync(device: str) -> None:
@@ -91,7 +91,11 @@ def inline_run(env_id: str, device: str, seconds: float) -> dict:
             proc.wait(timeout=60)
         lines = [json.loads(x) for x in Path(f"{d}/run/metrics.jsonl").read_text().splitlines()]
     logs = [(ln["env_steps"], ln["wall_seconds"]) for ln in lines if "eval_return_mean" not in ln]
-    (s0, w0), (s1, w1) = logs[1], logs[-1]  # from the second line: warm-up (random play, compile) excluded
+    if len(logs) >= 3:
+        logs = logs[1:]  # from the second line: warm-up (random play, compilation) excluded
+    if len(logs) < 2:
+        raise RuntimeError(f"the inline run logged {len(logs)} line(s) in {seconds:.0f} s: give it more --seconds")
+    (s0, w0), (s1, w1) = logs[0], logs[-1]
     rate = (s1 - s0) / (w1 - w0)
     evals = [ln["eval_return_mean"] for ln in lines if "eval_return_mean" in ln]
     print(f"inline {env_id} on {device}: {rate:.1f} env steps/s over steps {s0}-{s1}; extrapolated: "

@@ -87,3 +87,17 @@ def test_compile_is_optional_and_keeps_weight_names() -> None:
     assert compiled.world_model.predictor._compiled_call_impl is not None
     assert plain.world_model.predictor._compiled_call_impl is None
     assert compiled.state_dict().keys() == plain.state_dict().keys()  # snapshots interchange
+
+
+def test_bf16_autocast_update_trains_in_float32_masters() -> None:
+    # the GPU learner's mixed-precision option, exercised on CPU (where autocast also runs): every loss is finite,
+    # the weights move, and the master weights and optimiser state stay float32
+    agent = tiny_agent("Pendulum-v1", optim=dict(autocast="bf16"))
+    replay = random_replay("Pendulum-v1", agent, 400)
+    before = {k: v.clone() for k, v in agent.state_dict().items()}
+    for _ in range(2):
+        m = agent.update(batch_dict(replay, 32, 3))
+    assert all(np.isfinite(v) for v in m.values()), m
+    assert all(p.dtype == torch.float32 for p in agent.parameters())
+    changed = [k for k, v in agent.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("critic.members") for k in changed) and any(k.startswith("policy") for k in changed)
