@@ -286,6 +286,10 @@ def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int 
     """The configurator's AgentConfig for these spaces and the run's task, with the user's agent.* overrides
     applied; ConfigError when the learner's windows cannot train it."""
     agent = _configured(cfg, obs_space, action_space, episode_steps)
+    o = agent.optim
+    if o.autocast not in ("none", "bf16", "fp16") or o.health_every < 1:
+        raise ConfigError(f"agent.optim.autocast must be 'none', 'bf16' or 'fp16' (got {o.autocast!r}) and "
+                          f"agent.optim.health_every positive (got {o.health_every})")
     h = agent.hierarchy
     if h.enabled and cfg.learner.window < 2 * h.k:
         raise ConfigError(f"learner.window={cfg.learner.window} is too short for level 2: it needs at least "

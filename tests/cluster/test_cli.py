@@ -27,6 +27,7 @@ def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ["train", "--bogus-flag"],
     ["train", "agent.planner.no_such_key=3"],
     ["train", "run.steps=-5"],
+    ["train", "agent.optim.autocast=fp8"],
     ["train", "--config", "missing.yaml"],
     ["train", "--config", "bad.yaml"],
 ])
