@@ -74,9 +74,13 @@ class Recovery:
         if st["needs_restore"]:
             ckpt = self.run.latest_checkpoint.read_bytes() if self.run.latest_checkpoint.exists() else self.ckpt0
             before = self.lstat.get("updates", 0)
-            st = ray.get(self.learner.restore.remote(ckpt, self.book.env_steps))
+            # the learner paces on what the replay holds: the book's count lags (an actor that crashed before
+            # its first status), and a learner that counts fewer steps than the actors claimed never catches
+            # up with actors paused on it
+            steps = self._stored()
+            st = ray.get(self.learner.restore.remote(ckpt, steps))
             self.recoveries.append({"process": "learner", "updates_before": before, "updates_after": st["updates"],
-                                    "version_after": st["version"], "at_env_steps": self.book.env_steps})
+                                    "version_after": st["version"], "at_env_steps": steps})
             ray.get(self.learner.start.remote())
             self._restarted("learner")
             self.obs.watch("learner", self.learner)

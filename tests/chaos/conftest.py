@@ -8,6 +8,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import pytest
 import redis
 
 from cluster.cli import main
@@ -18,6 +19,22 @@ from tests.util import free_port, wait_for  # noqa: F401 (re-exported to the dri
 CHAOS = [*TINY, "runtime.poll_s=0.1"]
 
 
+def two_live_nodes(cluster) -> None:
+    """Give the session's cluster two live nodes again after a drill killed one (or a raylet died on its own: in
+    CI one did after the SIGINT drill, and every drill after it failed on a one-node cluster)."""
+    for node in list(cluster.worker_nodes):  # (its raylet's process: Ray itself notices a death ~30 s late)
+        if node.all_processes["raylet"][0].process.poll() is not None:
+            cluster.remove_node(node, allow_graceful=False)
+    while len(cluster.worker_nodes) < 1:
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+
+
+@pytest.fixture(autouse=True)
+def _two_nodes(request):
+    """Every drill on the session's cluster starts on two live nodes."""
+    if "ray_cluster" in request.fixturenames:
+        two_live_nodes(request.getfixturevalue("ray_cluster"))
 
 
 class Train:
