@@ -24,6 +24,7 @@ import torch
 from actors.runner import EpisodeRunner, RunnerConfig, TimedAgent, evaluate
 from agent.agent import Agent
 from cluster.exporter import ExporterConfig, start_process_metrics
+from envs.make import EnvSpec
 from memory.config import ReplayConfig
 from memory.core import Segment
 from memory.redis_replay import RedisReplay
@@ -64,8 +65,9 @@ class ActorSpec:
     """Vector steps claimed from the budget at once."""
     metrics_bind: str = "0.0.0.0"
     """Interface of the actor's /metrics endpoint (127.0.0.1 when ami started Ray on this machine)."""
-    play_env_id: str = ""
-    """Env id the actor steps when it differs from env_id (run.explore_env_id); metrics keep env_id."""
+    play: EnvSpec | None = None
+    """The env the actor steps (env_id's with the run's kwargs and action repeat, or run.explore_env_id's);
+    None: env_id as registered. Metrics keep env_id."""
 
 
 PAUSE_MIN_S, PAUSE_MAX_S = 0.005, 0.08
@@ -99,7 +101,7 @@ class ActorWorker:
         # each incarnation (first start, Ray restart, resumed run) numbers its episodes in its own 2^32 block
         incarnation = int(self.budget.incr(f"{spec.budget_key}:incarnations"))
         runner_cfg = dataclasses.replace(spec.runner, first_episode=incarnation << 32)
-        self.runner = EpisodeRunner(spec.play_env_id or spec.env_id, TimedAgent(self.agent, self.pm.actor),
+        self.runner = EpisodeRunner(spec.play or spec.env_id, TimedAgent(self.agent, self.pm.actor),
                                     runner_cfg, self._sink)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -279,14 +281,11 @@ class ActorWorker:
 class EvaluatorActor:
     """The evaluation role: greedy episodes with the weights it is handed (a ref resolved by Ray)."""
 
-    def __init__(self, env_id: str, obs_space, action_space, agent_cfg, episodes: int):
+    def __init__(self, env: str | EnvSpec, obs_space, action_space, agent_cfg, episodes: int):
         torch.set_num_threads(1)
-        from envs import register_envs
-
-        register_envs()
-        self.env_id, self.episodes = env_id, episodes
+        self.env, self.episodes = env, episodes
         self.agent = Agent(obs_space, action_space, agent_cfg)
 
     def evaluate(self, weights: dict, version: int, seed: int) -> dict:
         self.agent.load_weights(to_torch(weights))
-        return {**evaluate(self.env_id, self.agent, self.episodes, seed), "eval_weights_version": version}
+        return {**evaluate(self.env, self.agent, self.episodes, seed), "eval_weights_version": version}

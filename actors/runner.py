@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import gymnasium as gym
 import numpy as np
 
 from agent.agent import Agent
 from agent.perception import flatten_columns
 from agent.short_term import ShortTermMemory
+from envs.make import EnvSpec, as_spec, make_vector_env
 from memory.core import Segment, SegmentMeta
 
 
@@ -44,17 +44,12 @@ class RunnerConfig:
     reward-free exploration a goal task learns its world model from; only evaluation plans)."""
 
 
-def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})
-
-
 class EpisodeRunner:
     """Steps M envs with the agent, buffers per-env steps, and emits finished segments to `sink`."""
 
-    def __init__(self, env_id: str, agent: Agent, cfg: RunnerConfig, sink: Callable[[Segment], None]):
-        self.env_id, self.agent, self.cfg, self.sink = env_id, agent, cfg, sink
-        self.envs = make_vector_env(env_id, cfg.num_envs)
+    def __init__(self, env: str | EnvSpec, agent: Agent, cfg: RunnerConfig, sink: Callable[[Segment], None]):
+        self.env_id, self.agent, self.cfg, self.sink = as_spec(env).id, agent, cfg, sink
+        self.envs = make_vector_env(env, cfg.num_envs)
         self.envs.action_space.seed(cfg.seed)
         self.obs, _ = self.envs.reset(seed=cfg.seed)
         self.stm = ShortTermMemory(cfg.num_envs)
@@ -143,9 +138,9 @@ def _with_final_obs(nxt, info: dict, done: np.ndarray):
     return out
 
 
-def evaluate(env_id: str, agent: Agent, episodes: int, seed: int) -> dict[str, float]:
+def evaluate(env: str | EnvSpec, agent: Agent, episodes: int, seed: int) -> dict[str, float]:
     """Greedy episodes with the current weights: one env per episode, each played to its first end."""
-    envs = make_vector_env(env_id, episodes)
+    envs = make_vector_env(env, episodes)
     obs, _ = envs.reset(seed=seed)
     stm = ShortTermMemory(episodes)
     returns = np.zeros(episodes)

@@ -27,7 +27,7 @@ class VectorEncoder(nn.Module):
         self.net = mlp(int(math.prod(space.shape)), cfg.hidden, out, max(cfg.layers - 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1).float())
+        return self.net(x.reshape(len(x), -1).float())  # (also scalar boxes: DMC walker's 'height')
 
 
 class ImageEncoder(nn.Module):
@@ -56,17 +56,30 @@ class ImageEncoder(nn.Module):
 
 
 class DictEncoder(nn.Module):
-    """One encoder per key, outputs concatenated and mixed by a linear layer."""
+    """Vector keys flattened and concatenated into one MLP (a proprioceptive Dict such as DMC's is one state
+    vector split by name: one MLP sees how its parts relate, and costs a third of three); images and nested
+    Dicts get their own encoder each; the parts' features mixed by a linear layer when there are several."""
 
     def __init__(self, space: spaces.Dict, cfg: EncoderConfig, out: int):
         super().__init__()
-        self.keys = sorted(space.spaces)
+        subs = space.spaces
+        self.vector_keys = sorted(k for k, s in subs.items() if isinstance(s, spaces.Box) and not is_image(s))
+        self.other_keys = sorted(k for k in subs if k not in self.vector_keys)
+        n = (1 if self.vector_keys else 0) + len(self.other_keys)
+        width = out if n == 1 else cfg.hidden
         auto = dataclasses.replace(cfg, kind="auto")  # each key gets the encoder its own space calls for
-        self.parts = nn.ModuleDict({k: make_encoder(space.spaces[k], auto, cfg.hidden) for k in self.keys})
-        self.mix = nn.Sequential(nn.SiLU(), nn.Linear(cfg.hidden * len(self.keys), out))
+        flat = sum(math.prod(subs[k].shape) for k in self.vector_keys)
+        self.vector = (VectorEncoder(spaces.Box(-np.inf, np.inf, (flat,)), auto, width) if self.vector_keys
+                       else None)
+        self.parts = nn.ModuleDict({k: make_encoder(subs[k], auto, width) for k in self.other_keys})
+        self.mix = nn.Sequential(nn.SiLU(), nn.Linear(width * n, out)) if n > 1 else nn.Identity()
 
     def forward(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.mix(torch.cat([self.parts[k](x[k]) for k in self.keys], dim=-1))
+        feats = [self.parts[k](x[k]) for k in self.other_keys]
+        if self.vector is not None:
+            feats.insert(0, self.vector(torch.cat([x[k].reshape(len(x[k]), -1).float() for k in self.vector_keys],
+                                                  dim=-1)))
+        return self.mix(torch.cat(feats, dim=-1)) if len(feats) > 1 else feats[0]
 
 
 def make_encoder(space: spaces.Space, cfg: EncoderConfig, out: int) -> nn.Module:

@@ -84,7 +84,10 @@ class RunBook:
         out = {"env_steps": self.env_steps, "updates": updates, "wall_seconds": self.wall(),
                "eval_return_mean": ev.get("eval_return_mean"), "eval_return_std": ev.get("eval_return_std"),
                "weights_version": version, "env_id": r.env_id, "seed": r.seed, "episodes": self.episodes,
-               "backend": self.backend}
+               "backend": self.backend, "action_repeat": r.action_repeat,
+               # env_steps are decisions; each one is action_repeat simulator steps (fewer only where an episode
+               # ended inside a repeat)
+               "sim_steps": self.env_steps * r.action_repeat}
         if "eval_success_rate" in ev:
             out["eval_success_rate"] = ev["eval_success_rate"]
         out.update(extra or {})

@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from cluster.config import ConfigError, build, load_yaml, parse_override, task_defaults
+from cluster.config import ConfigError, build, env_defaults, env_spec, load_yaml, parse_override, task_defaults
 
 EXIT_CONFIG = 2
 
@@ -51,8 +51,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _train(a: argparse.Namespace) -> int:
+def resolve_run(layers: list[dict]):
+    """(TrainConfig, EnvInfo) of a run from the user's layers: under them the env's defaults (DMC's action
+    repeat), then the task's (goal tasks); what the user set wins over both."""
     from cluster.envinfo import inspect_env
+
+    cfg = build(layers)
+    env_layer = env_defaults(cfg.run.env_id)
+    cfg = build([env_layer, *layers])
+    info = inspect_env(env_spec(cfg.run))
+    preset = task_defaults(cfg, info.observation_space, info.action_space, info.max_episode_steps)
+    if preset:
+        cfg = build([env_layer, preset, *layers])
+    if cfg.run.explore_env_id:
+        play = inspect_env(env_spec(cfg.run, cfg.run.explore_env_id))
+        if (play.observation_space, play.action_space) != (info.observation_space, info.action_space):
+            raise ConfigError(f"run.explore_env_id {play.env_id!r} has other spaces than {info.env_id!r}")
+    return cfg, info
+
+
+def _train(a: argparse.Namespace) -> int:
     from cluster.rundir import RunDir, default_path
 
     layers: list[dict] = []
@@ -70,15 +88,7 @@ def _train(a: argparse.Namespace) -> int:
         layers.append({"run": flags})
     for o in a.overrides:
         layers.append(parse_override(o))
-    cfg = build(layers)
-    info = inspect_env(cfg.run.env_id)
-    preset = task_defaults(cfg, info.observation_space, info.action_space, info.max_episode_steps)
-    if preset:  # under the user's layers: what they set wins
-        cfg = build([preset, *layers])
-    if cfg.run.explore_env_id:
-        play = inspect_env(cfg.run.explore_env_id)
-        if (play.observation_space, play.action_space) != (info.observation_space, info.action_space):
-            raise ConfigError(f"run.explore_env_id {play.env_id!r} has other spaces than {info.env_id!r}")
+    cfg, info = resolve_run(layers)
     if a.resume:
         run = RunDir(Path(a.resume))
     else:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from actors.runner import RunnerConfig
+from envs.make import EnvSpec, default_action_repeat
 from learner.learner import LearnerConfig
 
 
@@ -27,9 +28,15 @@ class RunConfig:
     """What to run, for how long, where, and how often to report."""
 
     env_id: str = "Pendulum-v1"
-    """Gymnasium id of the env."""
+    """Gymnasium id of the env: a registered id, `module:Id` (module registers it) or `dm_control/<domain>-<task>-v0`
+    (DeepMind Control through shimmy: the [dmc] extra)."""
+    env_kwargs: dict = field(default_factory=dict)
+    """Keyword arguments passed to `gymnasium.make` (every env of the run, evaluation too)."""
+    action_repeat: int = 1
+    """Simulator steps per decision, rewards summed. The env's default layer sets 2 for DMC ids (TD-MPC2's and
+    MR.Q's protocol); steps, eval_every and log_every count decisions."""
     steps: int = 20000
-    """Total env steps to collect."""
+    """Total env steps to collect (decisions: an env step as the agent sees it, after action repeat)."""
     seed: int = 0
     """Seed of torch, numpy, envs and replay sampling."""
     backend: str = "ray"
@@ -217,7 +224,7 @@ def build(layers: list[dict]) -> TrainConfig:
     if r.task not in ("auto", "reward", "goal"):
         raise ConfigError(f"run.task must be 'auto', 'reward' or 'goal', got {r.task!r}")
     for name in ("steps", "actors", "envs_per_actor", "eval_episodes", "log_every", "eval_every",
-                 "replay_capacity"):
+                 "replay_capacity", "action_repeat"):
         if getattr(r, name) <= 0:
             raise ConfigError(f"run.{name} must be positive")
     if cfg.learner.window < 1 or cfg.learner.batch_size < 1 or cfg.learner.snapshot_every < 1:
@@ -230,6 +237,22 @@ def build(layers: list[dict]) -> TrainConfig:
         raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, learner_threads, poll_s and "
                           "redis_timeout_s must be positive")
     return cfg
+
+
+def env_spec(run: RunConfig, env_id: str = "") -> EnvSpec:
+    """What makes the run's envs (`env_id`, e.g. run.explore_env_id, in place of run.env_id)."""
+    return EnvSpec(env_id or run.env_id, dict(run.env_kwargs), run.action_repeat)
+
+
+def env_defaults(env_id: str) -> dict:
+    """Defaults an env id brings (a layer under the user's own): DMC's action repeat."""
+    import gymnasium as gym
+
+    try:
+        repeat = default_action_repeat(env_id)
+    except (ImportError, gym.error.Error):  # an id that cannot be made: inspect_env says why, in one line
+        return {}
+    return {"run": {"action_repeat": repeat}} if repeat != 1 else {}
 
 
 GOAL_RANDOM_REPEAT = 8

@@ -1,4 +1,4 @@
-"""What the driver needs to know about an env id before starting anything."""
+"""What the driver needs to know about an env before starting anything."""
 
 from __future__ import annotations
 
@@ -7,35 +7,36 @@ from dataclasses import dataclass
 import gymnasium as gym
 
 from cluster.config import ConfigError
-from envs import register_envs
+from envs.make import EnvSpec, as_spec, episode_decisions, make_env, resolve_id
 
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """Spaces and episode length of one env id."""
+    """Spaces and episode length of one env of a run."""
 
     env_id: str
     """Gymnasium id."""
     observation_space: gym.Space
-    """Single-env observation space."""
+    """Single-env observation space (float32 where the env's is float64)."""
     action_space: gym.Space
-    """Single-env action space."""
+    """Single-env action space (float32 where the env's is float64)."""
     max_episode_steps: int | None
-    """Time limit of the registered spec, if any."""
+    """Decisions per episode at most (time limit / action repeat), if the env has a limit."""
 
 
-def inspect_env(env_id: str) -> EnvInfo:
-    """Make the env once to read its spaces; an unknown id becomes a one-line ConfigError."""
-    register_envs()
+def inspect_env(env: str | EnvSpec) -> EnvInfo:
+    """Make the env once to read its spaces; an unknown id or failing constructor becomes a one-line ConfigError."""
+    spec = as_spec(env)
     try:
-        spec = gym.spec(env_id)
-    except gym.error.Error as e:
-        raise ConfigError(f"unknown env id {env_id!r}: {e}") from None
+        resolve_id(spec.id)
+    except (ImportError, gym.error.Error) as e:
+        raise ConfigError(f"unknown env id {spec.id!r}: {e}") from None
     try:
-        env = gym.make(env_id)
-    except Exception as e:  # a registered id whose constructor fails is as unusable as an unknown one
-        raise ConfigError(f"cannot create env {env_id!r}: {e}") from None
+        made = make_env(spec)
+    except Exception as e:  # a registered id whose constructor fails (or bad env_kwargs) is as unusable
+        raise ConfigError(f"cannot create env {spec.id!r}: {e}") from None
     try:
-        return EnvInfo(env_id, env.observation_space, env.action_space, spec.max_episode_steps)
+        return EnvInfo(spec.id, made.observation_space, made.action_space,
+                       episode_decisions(made, spec.action_repeat))
     finally:
-        env.close()
+        made.close()

@@ -7,9 +7,10 @@ from pathlib import Path
 from actors.runner import evaluate
 from agent.agent import Agent
 from agent.config import AgentConfig
-from cluster.config import ConfigError, apply
+from cluster.config import ConfigError, RunConfig, apply, env_spec
 from cluster.envinfo import inspect_env
 from cluster.rundir import RunDir
+from envs.make import EnvSpec, make_env
 from learner.learner import load_checkpoint_state
 
 
@@ -22,25 +23,29 @@ def load_agent(target: Path) -> tuple[Agent, dict]:
     if not ckpt.exists() or not (run.path / "config.yaml").exists():
         raise ConfigError(f"{target}: no checkpoint with a config.yaml beside it")
     cfg = run.read_config()
-    info = inspect_env(cfg["run"]["env_id"])
+    info = inspect_env(recorded_env(cfg))
     agent_cfg = apply(AgentConfig(), cfg["agent"], "agent.")
     agent = Agent(info.observation_space, info.action_space, agent_cfg)
     agent.load_state_dict(load_checkpoint_state(ckpt)["agent"])
     return agent, cfg
 
 
+def recorded_env(cfg: dict) -> EnvSpec:
+    """The env a run's config.yaml names."""
+    return env_spec(apply(RunConfig(), cfg["run"], "run."))
+
+
 def evaluate_target(target: Path, episodes: int, seed: int, video: bool = False) -> dict:
     agent, cfg = load_agent(target)
-    env_id = cfg["run"]["env_id"]
-    out = {"env_id": env_id, "episodes": episodes, **evaluate(env_id, agent, episodes, seed)}
+    env = recorded_env(cfg)
+    out = {"env_id": env.id, "episodes": episodes, **evaluate(env, agent, episodes, seed)}
     if video:
-        out["video"] = str(record_gif(env_id, agent, Path(target if target.is_dir() else target.parent), seed))
+        out["video"] = str(record_gif(env, agent, Path(target if target.is_dir() else target.parent), seed))
     return out
 
 
-def record_gif(env_id: str, agent: Agent, out_dir: Path, seed: int) -> Path:
+def record_gif(env: EnvSpec, agent: Agent, out_dir: Path, seed: int) -> Path:
     """One greedy episode rendered to rgb frames and saved as a GIF with matplotlib's Pillow writer."""
-    import gymnasium as gym
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,11 +54,12 @@ def record_gif(env_id: str, agent: Agent, out_dir: Path, seed: int) -> Path:
 
     from agent.short_term import ShortTermMemory
 
-    env = gym.make(env_id, render_mode="rgb_array")
+    env = make_env(env, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
     stm, frames, done = ShortTermMemory(1), [env.render()], False
     while not done:
-        action = agent.act(obs[None], stm, explore=False)[0]
+        batch = {k: v[None] for k, v in obs.items()} if isinstance(obs, dict) else obs[None]
+        action = agent.act(batch, stm, explore=False)[0]
         obs, _, term, trunc, _ = env.step(action)
         frames.append(env.render())
         done = term or trunc

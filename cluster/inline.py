@@ -17,7 +17,7 @@ from tqdm import tqdm
 from actors.runner import EpisodeRunner, TimedAgent, evaluate
 from agent.agent import Agent
 from cluster.bookkeeping import RunBook
-from cluster.config import TrainConfig, resolve_agent, to_dict
+from cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
 from cluster.envinfo import EnvInfo
 from cluster.inline_metrics import InlineMetrics
 from cluster.rundir import RunDir
@@ -49,7 +49,7 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
         replay.add(segment)
         obs.actor.segment()
 
-    runner = EpisodeRunner(r.explore_env_id or r.env_id, TimedAgent(agent, obs.actor), runner_cfg, sink)
+    runner = EpisodeRunner(env_spec(r, r.explore_env_id), TimedAgent(agent, obs.actor), runner_cfg, sink)
     learner = Learner(agent, replay, cfg.learner)
     counters = None
     if resume and run.latest_checkpoint.exists():
@@ -61,7 +61,7 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
     bar = tqdm(total=r.steps, initial=book.env_steps, disable=not progress, unit="step", dynamic_ncols=True)
 
     def do_eval() -> None:
-        res = evaluate(r.env_id, agent, r.eval_episodes, seed=r.seed + 10_000 + book.env_steps)
+        res = evaluate(env_spec(r), agent, r.eval_episodes, seed=r.seed + 10_000 + book.env_steps)
         book.eval_line(res, learner.updates)
         obs.driver.evaluation(res)
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
 from cluster.bookkeeping import RunBook
-from cluster.config import TrainConfig, resolve_agent, to_dict
+from cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
 from cluster.envinfo import EnvInfo
 from cluster.observe import RunObserver
 from cluster.ray_figures import RunFigures
@@ -92,7 +92,7 @@ class RayRun(Recovery, RunFigures):
         self.raced: dict[int, int] = {}
         self.topped_up_at = -1  # stored steps at the last top-up (no progress since: stop topping up)
         self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=rt.max_restarts).remote(
-            r.env_id, info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
+            env_spec(r), info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.handles: dict[int, object] = {}
         self.futures: dict[int, ray.ObjectRef] = {}
         self.status: dict[int, dict] = {}
@@ -113,7 +113,7 @@ class RayRun(Recovery, RunFigures):
         return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg, runner,
                          self.replay_cfg, self.url, self.budget_key, r.steps, lc.warmup_steps,
                          lc.updates_per_step, rt.max_update_lag, rt.version_check_every, rt.claim_steps,
-                         self.services.metrics_bind, r.explore_env_id)
+                         self.services.metrics_bind, env_spec(r, r.explore_env_id))
 
     def scale_to(self, k: int) -> None:
         """Start actors up to k running ones, or stop the newest beyond k."""

@@ -1,4 +1,4 @@
-"""Dict observations: per-key encoders combined; stored flat in the replay as 'obs.<key>' columns."""
+"""Dict observations: vector keys in one encoder, images in their own; stored flat as 'obs.<key>' columns."""
 
 from __future__ import annotations
 

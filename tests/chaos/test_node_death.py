@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from tests.chaos.conftest import CHAOS, Train, free_port, metric, stored_steps, summary, two_live_nodes, wait_for
 
@@ -43,6 +44,7 @@ def test_a_node_that_died_just_before_the_run_delays_nothing_for_good(ray_cluste
     run = tmp_path / "dead-before"
     (worker,) = ray_cluster.worker_nodes
     os.kill(worker.all_processes["raylet"][0].process.pid, signal.SIGKILL)
+    time.sleep(2)  # dead, and still counted alive for a while
     try:
         train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
                        "--redis-url", redis_server.url, "--metrics-port", str(free_port()), *CHAOS])

@@ -28,6 +28,10 @@ def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ["train", "agent.planner.no_such_key=3"],
     ["train", "run.steps=-5"],
     ["train", "agent.optim.autocast=fp8"],
+    ["train", "run.env_kwargs={no_such_argument: 1}"],
+    ["train", "run.action_repeat=0"],
+    ["train", "--env", "dm_control/no_such-task-v0"],
+    ["train", "--env", "no_such_module_here:Pendulum-v1"],
     ["train", "--config", "missing.yaml"],
     ["train", "--config", "bad.yaml"],
 ])
