@@ -35,11 +35,11 @@ def test_worker_node_removed_mid_run_actors_move_and_the_run_completes(ray_clust
     assert set(s["actor_env_steps"]) == {"0", "1"}
 
 
-def test_a_node_that_died_just_before_the_run_delays_nothing_for_good(ray_cluster, redis_server, tmp_path,
-                                                                      monkeypatch) -> None:
-    """The learner and an actor land on a node whose raylet is already dead; Ray restarts them on the head. The
+def test_a_node_dead_before_the_run_starts_and_the_run_still_completes(ray_cluster, redis_server, tmp_path,
+                                                                       monkeypatch) -> None:
+    """The learner and actors placed on a node whose raylet is already dead are restarted on the head. The
     restored learner must count the steps the replay holds by then, or the actors (which pace on their claims)
-    wait for updates it never thinks it owes: this run hung that way before."""
+    wait for updates it never thinks it owes: without that, this run hung here (and the node drill in CI)."""
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(tmp_path / "sd"))
     run = tmp_path / "dead-before"
     (worker,) = ray_cluster.worker_nodes
