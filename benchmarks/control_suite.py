@@ -33,7 +33,7 @@ PEERS = {  # at 100k decisions (DMC, action repeat 2) / env steps (MuJoCo): SAC,
     "walker-walk": (708, 962, 962), "finger-spin": (762, 948, 812), "reacher-easy": (540, 937, 947),
     "hopper-stand": (2, 28, 750), "ball_in_cup-catch": (958, 981, 972),
     "HalfCheetah-v5": (None, None, 7872), "Hopper-v5": (None, None, 2249),
-}
+}  # SAC on MuJoCo: SB3 SAC with its defaults, run here (benchmarks/sb3_sac.py), in its own column
 SOURCES = ("SAC and TD-MPC2: nicklashansen/tdmpc2 results/sac/<task>.csv and results/tdmpc2/<task>.csv (seeds 1-3, "
            "rows step == 100000); MR.Q: facebookresearch/MRQ results/dmc_results.txt and results/gym_results.txt "
            "(seeds 0-9, row Timestep 100000; MuJoCo figures are its Gym-*-v4 runs). Means over seeds.")
@@ -98,13 +98,17 @@ def read_curve(path: Path) -> list[dict]:
 
 def table(tasks: list[str], seeds: list[int], out: Path, steps: int) -> dict:
     """Markdown table of the finished runs (final eval at `steps`), and the JSON of the last line."""
-    print("\n| task | SAC | TD-MPC2 | MR.Q | ami (mean ± sd, seeds) | wall-clock per run | steps/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| task | SAC | TD-MPC2 | MR.Q | SB3 SAC here | ami (mean ± sd, seeds) | wall-clock per run | steps/s |")
+    print("|---|---|---|---|---|---|---|---|")
     finals: dict[str, float] = {}
     for task in tasks:
         curves = {s: read_curve(p) for s in seeds if (p := out / "control_suite" / f"{task}-s{s}.csv").exists()}
         done = {s: c for s, c in curves.items() if c and c[-1]["env_steps"] >= steps}
         peers = " | ".join("-" if v is None else str(v) for v in PEERS.get(task, (None, None, None)))
+        sac = [c[-1]["eval_return_mean"] for s in seeds
+               if (p := out / "control_suite" / "sb3-sac" / f"{task}-s{s}.csv").exists()
+               and (c := read_curve(p)) and c[-1]["env_steps"] >= steps]
+        peers += f" | {statistics.fmean(sac):.0f} ({len(sac)} seeds)" if sac else " | -"
         if not done:
             print(f"| {task} | {peers} | (not run) | | |")
             continue
