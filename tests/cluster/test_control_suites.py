@@ -12,17 +12,25 @@ import yaml
 from cluster.cli import main
 from cluster.rundir import SUMMARY_KEYS
 
-SMOKE = ["--backend", "inline", "--no-progress", "--steps", "240", "run.eval_every=240", "run.eval_episodes=1",
-         "learner.warmup_steps=120", "learner.batch_size=32", "run.plan_evals=64"]
+SMOKE = ["--no-progress", "--steps", "240", "run.eval_every=240", "run.eval_episodes=1", "learner.warmup_steps=120",
+         "learner.batch_size=32", "run.plan_evals=64"]
 
 
-@pytest.mark.parametrize("env_id,repeat", [("dm_control/cartpole-swingup-v0", 2), ("Hopper-v5", 1)])
-def test_a_few_hundred_steps_write_a_valid_summary(tmp_path: Path, env_id: str, repeat: int) -> None:
+@pytest.mark.parametrize("env_id,repeat,backend", [("dm_control/cartpole-swingup-v0", 2, "ray"),
+                                                    ("Hopper-v5", 1, "inline")])
+def test_a_few_hundred_steps_write_a_valid_summary(request, tmp_path: Path, env_id: str, repeat: int,
+                                                   backend: str) -> None:
+    """DMC on the Ray backend (its actor and evaluator make the env from the run's kwargs and action repeat),
+    MuJoCo inline."""
     pytest.importorskip("shimmy" if env_id.startswith("dm_control/") else "mujoco")
     run = tmp_path / "run"
-    assert main(["train", "--env", env_id, "--run-dir", str(run), *SMOKE]) == 0
+    args = ["train", "--env", env_id, "--run-dir", str(run), "--backend", backend, *SMOKE]
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+        args += ["--redis-url", request.getfixturevalue("redis_server").url]
+    assert main(args) == 0
     s = json.loads((run / "summary.json").read_text())
-    assert set(SUMMARY_KEYS) <= set(s) and s["env_id"] == env_id
+    assert set(SUMMARY_KEYS) <= set(s) and s["env_id"] == env_id and s["backend"] == backend
     assert s["env_steps"] == 240 and s["action_repeat"] == repeat and s["sim_steps"] == 240 * repeat
     assert s["updates"] == 240 - 120 + 1 and np_finite(s["eval_return_mean"])
     cfg = yaml.safe_load((run / "config.yaml").read_text())
