@@ -108,7 +108,7 @@ def table(tasks: list[str], seeds: list[int], out: Path, steps: int) -> dict:
         sac = [c[-1]["eval_return_mean"] for s in seeds
                if (p := out / "control_suite" / "sb3-sac" / f"{task}-s{s}.csv").exists()
                and (c := read_curve(p)) and c[-1]["env_steps"] >= steps]
-        peers += f" | {statistics.fmean(sac):.0f} ({len(sac)} seeds)" if sac else " | -"
+        peers += f" | {statistics.fmean(sac):.0f} (n={len(sac)})" if sac else " | -"
         if not done:
             print(f"| {task} | {peers} | (not run) | | |")
             continue
@@ -117,7 +117,7 @@ def table(tasks: list[str], seeds: list[int], out: Path, steps: int) -> dict:
         finals[task] = statistics.fmean(last)
         sd = statistics.stdev(last) if len(last) > 1 else 0.0
         wall = statistics.fmean(walls)
-        print(f"| {task} | {peers} | {finals[task]:.0f} ± {sd:.0f} ({','.join(map(str, done))}) | "
+        print(f"| {task} | {peers} | {finals[task]:.0f} ± {sd:.0f} (seeds {','.join(map(str, done))}) | "
               f"{wall / 60:.0f} min | {steps / wall:.1f} |")
     print(f"\n{SOURCES}")
     if finals:
@@ -140,6 +140,12 @@ def plot(tasks: list[str], seeds: list[int], out: Path) -> Path:
             if p.exists():
                 c = read_curve(p)
                 ax.plot([r["env_steps"] for r in c], [r["eval_return_mean"] for r in c], label=f"seed {s}")
+        for s in seeds:
+            p = out / "control_suite" / "sb3-sac" / f"{task}-s{s}.csv"
+            if p.exists():
+                c = read_curve(p)
+                ax.plot([r["env_steps"] for r in c], [r["eval_return_mean"] for r in c], ls="--",
+                        label=f"SB3 SAC here, seed {s}")
         peers = PEERS.get(task, (None, None, None))
         for v, name, style in zip(peers, ("SAC", "TD-MPC2", "MR.Q"), (":", "--", "-."), strict=True):
             if v is not None:
