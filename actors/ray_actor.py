@@ -11,6 +11,7 @@ The actor also pauses while the learner owes more than `max_update_lag` updates,
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 import warnings
@@ -128,6 +129,15 @@ class ActorWorker:
 
     # ----- weights ------------------------------------------------------------------------------------------
     def _check(self, block: bool = False) -> None:
+        try:
+            self._check_weights(block)
+        except OSError:
+            # this node's raylet is gone ("Failed to read data from the socket"): the actor goes down with its
+            # node, as a crash, so Ray restarts it elsewhere and the driver's recovery takes over; raised out of
+            # run() it would read as the run's own error and stop the whole run (seen when a node was removed)
+            os._exit(1)
+
+    def _check_weights(self, block: bool) -> None:
         if self._pending is None:
             self._pending = self.learner.latest.remote()
         ready, _ = ray.wait([self._pending], timeout=None if block else 0)
