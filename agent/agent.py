@@ -11,6 +11,7 @@ from gymnasium import spaces
 from agent.actions import ActionSpec
 from agent.config import AgentConfig, PlannerConfig
 from agent.cost import Critic, IntrinsicCost
+from agent.fastmath import fast_fp32_matmul
 from agent.goal import goal_obs, is_goal_space, state_obs, state_space
 from agent.hierarchy import Level2, TwoLevelPlanner
 from agent.perception import obs_to_tensor
@@ -123,7 +124,8 @@ class Agent(torch.nn.Module):
         """Observation batch [E, ...] -> env actions [E, ...]; updates short-term memory."""
         # inference mode skips autograd's version counters; gradient planning needs autograd inside the plan
         grad = self.planner.cfg.kind.endswith("grad")
-        with torch.no_grad() if grad else torch.inference_mode():
+        rows = self.planner.rows(short_term.num_envs)
+        with torch.no_grad() if grad else torch.inference_mode(), fast_fp32_matmul(self.device, rows):
             return self._act(obs, short_term, explore)
 
     def _act(self, obs, short_term: ShortTermMemory, explore: bool) -> np.ndarray:

@@ -5,7 +5,8 @@ PyTorch sends CPU float32 matmuls to MKL, whose float32 GEMM runs about half as 
 routes float32 matmuls to oneDNN under `torch.backends.mkldnn.matmul.fp32_precision = "bf16"`, which *allows*
 oneDNN to compute in bfloat16 on CPUs with bfloat16 matrix units. So the route is taken only where a probe shows
 that oneDNN keeps full float32 precision on this CPU; elsewhere nothing changes. Small products (a planning step
-of one env) are faster in MKL, so the route is a context around the learner's update, not a process setting.
+of one env) are faster in MKL, so the route is a context around the learner's update and around planning steps
+of many rows (`rows >= ONEDNN_MIN_ROWS`), not a process setting.
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from contextlib import contextmanager
 import torch
 
 _exact: bool | None = None  # the probe's answer, once per process
+
+ONEDNN_MIN_ROWS = 384
+"""Rows per product from which oneDNN's route is faster for planning. Measured on this project's 2-core AMD EPYC
+box, one thread, a whole planning decision at the default budget (103 candidates): 2 envs (206 rows) 16.0-17.2 ms
+MKL vs 20.0-20.9 oneDNN; 4 envs 26.6-30.5 vs 20.5-23.4; 8 envs 44-45 vs 33-38 (oneDNN is slower on
+one-column heads and faster on the 128-wide layers, which dominate once the rows are many)."""
 
 
 def _flag():
@@ -48,10 +55,12 @@ def onednn_fp32_exact() -> bool:
 
 
 @contextmanager
-def fast_fp32_matmul(device: torch.device) -> Iterator[None]:
-    """Route CPU float32 matmuls through oneDNN inside the block when that is exact here (else a no-op)."""
+def fast_fp32_matmul(device: torch.device, rows: int | None = None) -> Iterator[None]:
+    """Route CPU float32 matmuls through oneDNN inside the block when that is exact here (else a no-op);
+    `rows`: the rows of the block's products, routed only from ONEDNN_MIN_ROWS (None: always, the update)."""
     flag = _flag()
-    if device.type != "cpu" or flag is None or not onednn_fp32_exact():
+    small = rows is not None and rows < ONEDNN_MIN_ROWS
+    if device.type != "cpu" or small or flag is None or not onednn_fp32_exact():
         yield
         return
     prev = flag.fp32_precision

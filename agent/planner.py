@@ -63,6 +63,15 @@ class Planner:
         self.cfg = cfg
         self.action = action
 
+    def rows(self, e: int) -> int:
+        """Candidate sequences a rollout step evaluates at once for e envs (the rows of its matrix products)."""
+        c, n = self.cfg, self.action.dim
+        if c.kind in ("policy", "grad"):
+            return e
+        if self.action.discrete:
+            return e * (n ** c.horizon if n ** c.horizon <= c.samples else c.samples + c.policy_samples)
+        return e * (c.samples + 1 + c.policy_samples)
+
     def initial_plan(self, e: int, device: torch.device) -> torch.Tensor:
         """Zero mean (Box) or uniform probabilities (Discrete), [E, H, A]."""
         h, a = self.cfg.horizon, self.action.dim

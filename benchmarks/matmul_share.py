@@ -35,7 +35,9 @@ def plan_share(env_id: str, n_envs: int, reps: int = 30) -> dict:
     obs = np.stack([env.observation_space.sample() for _ in range(n_envs)])
     stm = ShortTermMemory(n_envs)
     per_call = _median_s(lambda: agent.act(obs, stm, explore=True), reps)
-    mm = time_matmuls(linear_shapes(agent, obs), torch.device("cpu"), reps)
+    shapes = linear_shapes(agent, obs)
+    with fast_fp32_matmul(agent.device, agent.planner.rows(n_envs)):  # the route the decision's products take
+        mm = time_matmuls(shapes, agent.device, reps)
     return {"ms": per_call * 1e3, "matmul_ms": mm * 1e3, "fraction": mm / per_call}
 
 

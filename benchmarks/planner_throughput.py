@@ -17,6 +17,7 @@ import torch
 
 from agent.agent import Agent
 from agent.configurator import configure
+from agent.fastmath import fast_fp32_matmul
 from agent.short_term import ShortTermMemory
 
 
@@ -65,7 +66,8 @@ def bench(env_id: str, n_envs: int, device: torch.device, reps: int) -> dict:
     _sync(device)
     per_call = (time.perf_counter() - t) / reps
     shapes = linear_shapes(agent, obs)
-    mm = time_matmuls(shapes, device, reps)
+    with fast_fp32_matmul(device, agent.planner.rows(n_envs)):  # the route the decision's products take
+        mm = time_matmuls(shapes, device, reps)
     flops = sum(2 * r * i * o for r, i, o in shapes)
     return {"env_id": env_id, "envs": n_envs, "device": str(device), "planner": agent.cfg.planner.kind,
             "samples": agent.cfg.planner.samples, "iterations": agent.cfg.planner.iterations,
