@@ -7,6 +7,7 @@ no services needed.
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import time
 
@@ -25,6 +26,12 @@ from learner.learner import Learner
 from memory.local import LocalReplay
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity where the OS tells it, else every core)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -36,7 +43,7 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
     """Train for cfg.run.steps env steps; writes the run directory and returns the summary. Exports the same
     driver, actor and learner metrics as a Ray run (the driver's endpoint on `metrics_port` when given)."""
     r = cfg.run
-    torch.set_num_threads(r.torch_threads)
+    torch.set_num_threads(r.torch_threads or usable_cores())
     seed_everything(r.seed)
     agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps)
     agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from cluster.cli import main
+from cluster.inline import usable_cores
 from cluster.rundir import SUMMARY_KEYS
 
 AMI = [sys.executable, "-m", "cluster.cli"]
@@ -30,6 +32,7 @@ def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ["train", "agent.optim.autocast=fp8"],
     ["train", "run.env_kwargs={no_such_argument: 1}"],
     ["train", "run.action_repeat=0"],
+    ["train", "run.torch_threads=-1"],
     ["train", "--env", "dm_control/no_such-task-v0"],
     ["train", "--env", "no_such_module_here:Pendulum-v1"],
     ["train", "--config", "missing.yaml"],
@@ -53,7 +56,9 @@ TINY = ["--backend", "inline", "--env", "Pendulum-v1", "--seed", "3", "--no-prog
 
 def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
+    torch.set_num_threads(1)
     assert main(["train", "--steps", "450", "--run-dir", str(run), *TINY]) == 0
+    assert torch.get_num_threads() == usable_cores()  # run.torch_threads=0: the inline process uses every core
     summary = json.loads((run / "summary.json").read_text())
     assert set(SUMMARY_KEYS) <= set(summary)
     assert summary["env_steps"] == 450 and summary["env_id"] == "Pendulum-v1" and summary["seed"] == 3
