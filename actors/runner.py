@@ -68,11 +68,13 @@ class EpisodeRunner:
         """Run n vector steps (random actions when `random`); returns env steps taken."""
         random = random or self.cfg.explore == "random"
         for _ in range(n):
+            past = self.agent.belief_columns(self.obs, self.stm)  # the history this step is taken from
             if random:
                 if self._held is None or self._random_steps % self.cfg.random_repeat == 0:
                     self._held = self.envs.action_space.sample()
                 self._random_steps += 1
                 action = self._held
+                self.agent.observe(self.obs, action, self.stm)
             else:
                 action = self.agent.act(self.obs, self.stm, explore=True)
             nxt, reward, term, trunc, info = self.envs.step(action)
@@ -83,7 +85,8 @@ class EpisodeRunner:
             for i in range(self.cfg.num_envs):
                 self._buf[i].append({**flatten_columns("obs", _row(self.obs, i)), "action": np.asarray(action[i]),
                                      "reward": np.float32(reward[i]), "terminated": bool(term[i]),
-                                     "truncated": bool(trunc[i]), **flatten_columns("next_obs", _row(final, i))})
+                                     "truncated": bool(trunc[i]), **flatten_columns("next_obs", _row(final, i)),
+                                     **{k: v[i] for k, v in past.items()}})
                 self._ret[i] += reward[i]
                 self._len[i] += 1
                 if done[i] or len(self._buf[i]) >= self.cfg.segment_length:
@@ -178,6 +181,9 @@ class TimedAgent:
 
     def __init__(self, agent: Agent, metrics):
         self.agent, self.metrics = agent, metrics
+
+    def __getattr__(self, name: str):  # everything else (the belief state's history) is the agent's own
+        return getattr(self.agent, name)
 
     def act(self, obs, short_term, explore: bool = True):
         t0 = time.perf_counter()

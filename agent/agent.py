@@ -9,6 +9,7 @@ import torch
 from gymnasium import spaces
 
 from agent.actions import ActionSpec
+from agent.belief import History, belief_space
 from agent.config import AgentConfig, PlannerConfig
 from agent.cost import Critic, IntrinsicCost
 from agent.fastmath import fast_fp32_matmul
@@ -85,8 +86,11 @@ class Agent(torch.nn.Module):
         # goal tasks on {'observation', 'goal'} spaces: the world model sees the state part only, and the goal
         # observation goes through the same encoder to give the goal latent
         self.goal_conditioned = cfg.cost.goal_weight > 0 and is_goal_space(obs_space)
-        self.world_model = WorldModel(state_space(obs_space) if self.goal_conditioned else obs_space,
-                                      self.action, cfg.encoder, wm)
+        self.belief = cfg.belief == "on"  # s_t from the recent history (agent/belief.py), else from obs_t alone
+        seen = state_space(obs_space) if self.goal_conditioned else obs_space
+        if self.belief:
+            seen = belief_space(obs_space, self.action.dim, cfg.history)
+        self.world_model = WorldModel(seen, self.action, cfg.encoder, wm)
         self.cost = IntrinsicCost(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
         self.critic = Critic(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
         self.policy = Policy(wm.latent_dim, self.action, wm.hidden)
@@ -128,7 +132,30 @@ class Agent(torch.nn.Module):
         with torch.no_grad() if grad else torch.inference_mode(), fast_fp32_matmul(self.device, rows):
             return self._act(obs, short_term, explore)
 
+    def belief_columns(self, obs, short_term: ShortTermMemory) -> dict[str, np.ndarray]:
+        """The history the next act() sees, as the replay columns the runner stores with the step ({} without a
+        belief state): the learner encodes exactly what the actor saw."""
+        if not self.belief:
+            return {}
+        if short_term.belief is None:
+            obs = np.asarray(obs)
+            short_term.belief = History(len(obs), self.cfg.history, obs.shape[1:], self.action.dim)
+        return short_term.belief.columns()
+
+    def observe(self, obs, env_action: np.ndarray, short_term: ShortTermMemory) -> None:
+        """The step taken in `obs` enters the history (act() calls it; so does the runner for random play). The
+        action goes in as the learner will read it back from the replay: env units through `to_model`."""
+        if self.belief:
+            self.belief_columns(obs, short_term)
+            short_term.belief.push(obs, self.action.to_model(env_action, "cpu").numpy())
+
     def _act(self, obs, short_term: ShortTermMemory, explore: bool) -> np.ndarray:
+        if self.belief:
+            past = self.belief_columns(obs, short_term)
+            env_action = self.action.to_env(self._plan(obs_to_tensor({"obs": obs, **past}, self.device),
+                                                       short_term, explore))
+            self.observe(obs, env_action, short_term)
+            return env_action
         x = obs_to_tensor(obs, self.device)
         if self.goal_conditioned:
             s = self.world_model.encode(state_obs(x))
@@ -136,11 +163,15 @@ class Agent(torch.nn.Module):
             if self.two_level is not None:
                 return self.action.to_env(self.two_level.act(self, s, short_term.goal, short_term, explore))
         else:
-            s = self.world_model.encode(x)
+            return self.action.to_env(self._plan(x, short_term, explore))
+
+    def _plan(self, x, short_term: ShortTermMemory, explore: bool) -> torch.Tensor:
+        """Encode, plan from the warm start and record: the first actions in model units."""
+        s = self.world_model.encode(x)
         model = LatentModel(self, short_term.goal)
         a0, plan, cost = self.planner.plan(model, s, short_term.warm_start(self.planner), explore)
         short_term.record(s, a0, plan, cost)
-        return self.action.to_env(a0)
+        return a0
 
     def update(self, batch: dict[str, np.ndarray], priorities: bool = False) -> dict[str, float]:
         """One gradient step of world model, cost head, critic and mode-1 on a batch of windows (`priorities`:

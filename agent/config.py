@@ -198,3 +198,8 @@ class AgentConfig:
     """H-JEPA level 2 and two-level planning (off unless the configurator picks it for a goal task)."""
     compile: bool = False
     """torch.compile every network in place (pays off on GPU learners; minutes of warm-up on CPU)."""
+    belief: str = "auto"
+    """State from the recent history (agent/belief.py): 'on', 'off', or 'auto' = on where the env declares itself
+    partially observed (metadata 'partially_observed'); `ami train` records what 'auto' became."""
+    history: int = 4
+    """Steps the belief state sees: the current observation and the history-1 before it, with their actions."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gymnasium import spaces
 
+from agent.belief import belief_mode
 from agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
 from agent.goal import is_goal_space
 from agent.perception import is_image
@@ -30,8 +31,8 @@ class ComputeBudget:
 
 
 def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "reward",
-              budget: ComputeBudget | None = None) -> AgentConfig:
-    """A complete AgentConfig for this task."""
+              budget: ComputeBudget | None = None, partially_observed: bool = False) -> AgentConfig:
+    """A complete AgentConfig for this task (`partially_observed`: what the env declares; a belief state then)."""
     if task not in ("reward", "goal"):
         raise ValueError(f"task must be 'reward' or 'goal', got {task!r}")
     budget = budget or ComputeBudget()
@@ -50,7 +51,8 @@ def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "
     if task == "goal":
         return _goal_config(AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner),
                             action_space, budget, two_level_ok=is_goal_space(obs_space))
-    return AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner)
+    return AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner,
+                       belief=belief_mode("auto", partially_observed))
 
 
 HIERARCHY_MIN_EPISODE = 100

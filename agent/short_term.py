@@ -17,6 +17,7 @@ class ShortTermMemory:
         self.plan: torch.Tensor | None = None
         self.goal: torch.Tensor | None = None
         self.level2 = None  # agent.hierarchy.Level2State while acting with the two-level planner
+        self.belief = None  # agent.belief.History while acting with a belief state (made by the agent)
         self.history: deque[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = deque(maxlen=history)
         self._fresh = np.ones(num_envs, dtype=bool)
 
@@ -48,5 +49,8 @@ class ShortTermMemory:
             self._fresh[:] = True
             self.plan = None
             self.history.clear()
+            self.belief = None
         else:
             self._fresh |= np.asarray(done, dtype=bool)
+            if self.belief is not None:
+                self.belief.reset(np.asarray(done, dtype=bool))

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agent.belief import next_history
 from agent.fastmath import fast_fp32_matmul
 from agent.goal import state_obs
 from agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
@@ -109,6 +110,11 @@ class Updater:
             obs, next_obs = state_obs(obs), state_obs(next_obs)
         obs, next_obs = obs_to_tensor(obs, dev), obs_to_tensor(next_obs, dev)
         act = ag.action.to_model(batch["action"], dev)
+        if ag.belief:  # the history the actor saw with each step, and the one it saw next (shifted by the step)
+            past_obs, past_act = (to_device(batch[k], dev).float() for k in ("past_obs", "past_act"))
+            next_past = next_history(past_obs, past_act, obs, act)
+            obs = {"obs": obs, "past_obs": past_obs, "past_act": past_act}
+            next_obs = {"obs": next_obs, "past_obs": next_past[0], "past_act": next_past[1]}
         env_cost = -to_device(batch["reward"], dev).float()
         term = to_device(batch["terminated"], dev).float()
         isw = to_device(batch["weights"], dev).float()[:, None] if "weights" in batch else 1.0

@@ -8,6 +8,7 @@ names what they want different.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,8 +126,8 @@ def _coerce(value: Any, like: Any, path: str) -> Any:
     """Convert a YAML/CLI value to the type of the field's default, or raise ConfigError."""
     try:
         if isinstance(like, bool):
-            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
+            if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                return value.lower() in ("true", "1", "yes", "on")
             if isinstance(value, bool):
                 return value
             raise ValueError
@@ -176,6 +177,23 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML with only true/false as booleans (YAML 1.2's rule): `agent.belief=on` stays the string 'on', where
+    YAML 1.1 would read on/off/yes/no as booleans; bool keys still take yes/no/on/off (`_coerce`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
+def read_yaml(text: str):
+    """Parse YAML text by the config's rules (see `_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: it builds plain data only
+
+
 def parse_override(text: str) -> dict:
     """'a.b.c=value' -> {'a': {'b': {'c': value}}} with value parsed as YAML."""
     if "=" not in text:
@@ -184,7 +202,7 @@ def parse_override(text: str) -> dict:
     if not key or any(not p for p in key.split(".")):
         raise ConfigError(f"override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = read_yaml(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
     out: dict = {}
@@ -203,7 +221,7 @@ def load_yaml(path: str | Path) -> dict:
     except OSError as e:
         raise ConfigError(f"cannot read config {path}: {e.strerror or e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = read_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -301,18 +319,33 @@ def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int 
     return out
 
 
-def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None):
+def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None,
+                partially_observed: bool = False):
+    from agent.belief import belief_mode
     from agent.configurator import ComputeBudget, configure
 
     budget = ComputeBudget(plan_evals=cfg.run.plan_evals, episode_steps=episode_steps or 1000, device=cfg.run.device)
-    base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget)
-    return apply(base, cfg.agent, "agent.")
+    base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget, partially_observed)
+    agent = apply(base, cfg.agent, "agent.")
+    try:  # a user's explicit 'auto' is resolved as the configurator's was
+        return dataclasses.replace(agent, belief=belief_mode(agent.belief, partially_observed))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
-def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None):
-    """The configurator's AgentConfig for these spaces and the run's task, with the user's agent.* overrides
-    applied; ConfigError when the learner's windows cannot train it."""
-    agent = _configured(cfg, obs_space, action_space, episode_steps)
+def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None,
+                  partially_observed: bool = False):
+    """The configurator's AgentConfig for these spaces and the run's task (`partially_observed`: what the env
+    declares), with the user's agent.* overrides applied; ConfigError when the learner's windows cannot train it
+    or the belief state cannot see these observations."""
+    agent = _configured(cfg, obs_space, action_space, episode_steps, partially_observed)
+    if agent.belief == "on":  # checked here so that a bad pairing exits 2 before anything starts
+        from agent.belief import belief_space
+
+        try:
+            belief_space(obs_space, 1, agent.history)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     o = agent.optim
     if o.autocast not in ("none", "bf16", "fp16") or o.health_every < 1:
         raise ConfigError(f"agent.optim.autocast must be 'none', 'bf16' or 'fp16' (got {o.autocast!r}) and "

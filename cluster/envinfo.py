@@ -8,6 +8,7 @@ import gymnasium as gym
 
 from cluster.config import ConfigError
 from envs.make import EnvSpec, as_spec, episode_decisions, make_env, resolve_id
+from envs.partial import is_partially_observed
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class EnvInfo:
     """Single-env action space (float32 where the env's is float64)."""
     max_episode_steps: int | None
     """Decisions per episode at most (time limit / action repeat), if the env has a limit."""
+    partially_observed: bool = False
+    """The env declares that one observation does not tell its state (agent.belief=auto turns the belief on)."""
 
 
 def inspect_env(env: str | EnvSpec) -> EnvInfo:
@@ -37,6 +40,6 @@ def inspect_env(env: str | EnvSpec) -> EnvInfo:
         raise ConfigError(f"cannot create env {spec.id!r}: {e}") from None
     try:
         return EnvInfo(spec.id, made.observation_space, made.action_space,
-                       episode_decisions(made, spec.action_repeat))
+                       episode_decisions(made, spec.action_repeat), is_partially_observed(made))
     finally:
         made.close()

@@ -45,7 +45,8 @@ def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = Fa
     r = cfg.run
     torch.set_num_threads(r.torch_threads or usable_cores())
     seed_everything(r.seed)
-    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps)
+    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps,
+                              info.partially_observed)
     agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
     replay = LocalReplay(r.replay_capacity, seed=r.seed)
     runner_cfg = dataclasses.replace(cfg.runner, num_envs=r.envs_per_actor, seed=r.seed)

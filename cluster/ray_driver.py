@@ -36,7 +36,8 @@ from memory.redis_replay import RedisReplay
 def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False, progress: bool = True,
               redis_url: str | None = None, ray_addr: str | None = None, metrics_port: int | None = None) -> dict:
     """Train with Ray actors and a Ray learner on a Redis replay; returns the summary (also in summary.json)."""
-    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps)
+    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps,
+                              info.partially_observed)
     ckpt = run.latest_checkpoint.read_bytes() if resume and run.latest_checkpoint.exists() else None
     services = Services(redis_url, ray_addr, cfg.runtime.num_cpus, cfg.runtime.redis_aof).start()
     try:

@@ -13,6 +13,9 @@ _ENTRIES = {
     "ami/FourRoomsExplore-v0": ("envs.maze:FourRoomsEnv", {"corner": 0, "goal_rooms": None}, 300),
     "ami/FourRoomsPixelsExplore-v0": ("envs.maze:FourRoomsEnv", {"pixels": True, "corner": 0, "goal_rooms": None},
                                       300),
+    # partially observed: the velocities are hidden (agent.belief=auto infers the state from the history)
+    "ami/PendulumNoVel-v0": ("envs.partial:pendulum_no_velocity", {}, 200),
+    "ami/CartPoleNoVel-v0": ("envs.partial:cartpole_no_velocity", {}, 500),
 }
 ENV_IDS = tuple(_ENTRIES)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from agent.config import AgentConfig
 from cluster.cli import main
+from cluster.config import apply, build, load_yaml, parse_override
 from cluster.inline import usable_cores
 from cluster.rundir import SUMMARY_KEYS
 
@@ -33,6 +35,8 @@ def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ["train", "run.env_kwargs={no_such_argument: 1}"],
     ["train", "run.action_repeat=0"],
     ["train", "run.torch_threads=-1"],
+    ["train", "agent.belief=maybe"],
+    ["train", "--env", "ami/TwoRooms-v0", "agent.belief=on"],
     ["train", "--env", "dm_control/no_such-task-v0"],
     ["train", "--env", "no_such_module_here:Pendulum-v1"],
     ["train", "--config", "missing.yaml"],
@@ -109,3 +113,13 @@ def test_inline_backend_runs_where_ray_cannot_be_imported(tmp_path: Path) -> Non
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["env_steps"] == 300 and summary["updates"] >= 100 and summary["backend"] == "inline"
+
+
+def test_yaml_words_stay_strings_where_yaml_1_1_would_read_booleans(tmp_path: Path) -> None:
+    assert parse_override("agent.belief=on") == {"agent": {"belief": "on"}}
+    assert parse_override("agent.belief=off")["agent"]["belief"] == "off"
+    assert parse_override("agent.compile=true") == {"agent": {"compile": True}}
+    (tmp_path / "c.yaml").write_text("agent: {belief: on, compile: no}\nrun: {steps: 10}\n")
+    cfg = build([load_yaml(tmp_path / "c.yaml")])
+    assert cfg.agent == {"belief": "on", "compile": "no"} and cfg.run.steps == 10
+    assert apply(AgentConfig(), cfg.agent).compile is False  # bool keys still take yes/no/on/off
