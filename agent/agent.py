@@ -135,25 +135,25 @@ class Agent(torch.nn.Module):
     def belief_columns(self, obs, short_term: ShortTermMemory) -> dict[str, np.ndarray]:
         """The history the next act() sees, as the replay columns the runner stores with the step ({} without a
         belief state): the learner encodes exactly what the actor saw."""
-        if not self.belief:
-            return {}
-        if short_term.belief is None:
-            obs = np.asarray(obs)
-            short_term.belief = History(len(obs), self.cfg.history, obs.shape[1:], self.action.dim)
-        return short_term.belief.columns()
+        return self._history(obs, short_term).columns() if self.belief else {}
 
     def observe(self, obs, env_action: np.ndarray, short_term: ShortTermMemory) -> None:
         """The step taken in `obs` enters the history (act() calls it; so does the runner for random play). The
         action goes in as the learner will read it back from the replay: env units through `to_model`."""
         if self.belief:
-            self.belief_columns(obs, short_term)
-            short_term.belief.push(obs, self.action.to_model(env_action, "cpu").numpy())
+            self._history(obs, short_term).push(obs, self.action.to_model(env_action, "cpu").numpy())
+
+    def _history(self, obs, short_term: ShortTermMemory) -> History:
+        if short_term.belief is None:  # made on first use: short-term memory knows no observation shapes
+            obs = np.asarray(obs)
+            short_term.belief = History(len(obs), self.cfg.history, obs.shape[1:], self.action.dim)
+        return short_term.belief
 
     def _act(self, obs, short_term: ShortTermMemory, explore: bool) -> np.ndarray:
         if self.belief:
             past = self.belief_columns(obs, short_term)
-            env_action = self.action.to_env(self._plan(obs_to_tensor({"obs": obs, **past}, self.device),
-                                                       short_term, explore))
+            s = self.world_model.encode(obs_to_tensor({"obs": obs, **past}, self.device))
+            env_action = self.action.to_env(self._plan(s, short_term, explore))
             self.observe(obs, env_action, short_term)
             return env_action
         x = obs_to_tensor(obs, self.device)
@@ -163,11 +163,11 @@ class Agent(torch.nn.Module):
             if self.two_level is not None:
                 return self.action.to_env(self.two_level.act(self, s, short_term.goal, short_term, explore))
         else:
-            return self.action.to_env(self._plan(x, short_term, explore))
+            s = self.world_model.encode(x)
+        return self.action.to_env(self._plan(s, short_term, explore))
 
-    def _plan(self, x, short_term: ShortTermMemory, explore: bool) -> torch.Tensor:
-        """Encode, plan from the warm start and record: the first actions in model units."""
-        s = self.world_model.encode(x)
+    def _plan(self, s: torch.Tensor, short_term: ShortTermMemory, explore: bool) -> torch.Tensor:
+        """Plan from latent s and the warm start, and record: the first actions in model units."""
         model = LatentModel(self, short_term.goal)
         a0, plan, cost = self.planner.plan(model, s, short_term.warm_start(self.planner), explore)
         short_term.record(s, a0, plan, cost)
