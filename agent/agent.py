@@ -151,8 +151,8 @@ class Agent(torch.nn.Module):
 
     def _act(self, obs, short_term: ShortTermMemory, explore: bool) -> np.ndarray:
         if self.belief:
-            past = self.belief_columns(obs, short_term)
-            s = self.world_model.encode(obs_to_tensor({"obs": obs, **past}, self.device))
+            h = self._history(obs, short_term)  # read in place: push() replaces its arrays, never writes them
+            s = self.world_model.encode(obs_to_tensor({"obs": obs, "past_obs": h.obs, "past_act": h.act}, self.device))
             env_action = self.action.to_env(self._plan(s, short_term, explore))
             self.observe(obs, env_action, short_term)
             return env_action

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from gymnasium import spaces
 
-from agent.belief import belief_mode
 from agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
 from agent.goal import is_goal_space
 from agent.perception import is_image
@@ -31,8 +30,9 @@ class ComputeBudget:
 
 
 def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "reward",
-              budget: ComputeBudget | None = None, partially_observed: bool = False) -> AgentConfig:
-    """A complete AgentConfig for this task (`partially_observed`: what the env declares; a belief state then)."""
+              budget: ComputeBudget | None = None) -> AgentConfig:
+    """A complete AgentConfig for this task (agent.belief stays 'auto': the env's declaration is read where the
+    run resolves its config, `cluster.config.resolve_agent`)."""
     if task not in ("reward", "goal"):
         raise ValueError(f"task must be 'reward' or 'goal', got {task!r}")
     budget = budget or ComputeBudget()
@@ -51,8 +51,7 @@ def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "
     if task == "goal":
         return _goal_config(AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner),
                             action_space, budget, two_level_ok=is_goal_space(obs_space))
-    return AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner,
-                       belief=belief_mode("auto", partially_observed))
+    return AgentConfig(encoder=encoder, world_model=wm, cost=cost, planner=planner)
 
 
 HIERARCHY_MIN_EPISODE = 100

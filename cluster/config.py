@@ -325,9 +325,9 @@ def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | 
     from agent.configurator import ComputeBudget, configure
 
     budget = ComputeBudget(plan_evals=cfg.run.plan_evals, episode_steps=episode_steps or 1000, device=cfg.run.device)
-    base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget, partially_observed)
+    base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget)
     agent = apply(base, cfg.agent, "agent.")
-    try:  # a user's explicit 'auto' is resolved as the configurator's was
+    try:  # 'auto' (the default or the user's) becomes on/off by what the env declares
         return dataclasses.replace(agent, belief=belief_mode(agent.belief, partially_observed))
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -28,8 +28,7 @@ def _agent(belief: str, seed: int = 0) -> Agent:
     register_envs()
     torch.manual_seed(seed)
     env = gym.make(ENV)
-    cfg = configure(env.observation_space, env.action_space, budget=ComputeBudget(plan_evals=256),
-                    partially_observed=True)
+    cfg = configure(env.observation_space, env.action_space, budget=ComputeBudget(plan_evals=256))
     return Agent(env.observation_space, env.action_space, dataclasses.replace(cfg, belief=belief))
 
 
