@@ -21,15 +21,14 @@ import numpy as np
 import ray
 import redis
 import torch
-
-from actors.runner import EpisodeRunner, RunnerConfig, TimedAgent, evaluate
-from agent.agent import Agent
-from cluster.exporter import ExporterConfig, start_process_metrics
-from envs.make import EnvSpec
-from memory.config import ReplayConfig
-from memory.core import Segment
-from memory.redis_replay import RedisReplay
-from memory.redis_shard import RETRYABLE
+from ami.actors.runner import EpisodeRunner, RunnerConfig, TimedAgent, evaluate
+from ami.agent.agent import Agent
+from ami.envs.make import EnvSpec
+from ami.memory.config import ReplayConfig
+from ami.memory.core import Segment
+from ami.memory.redis_replay import RedisReplay
+from ami.memory.redis_shard import RETRYABLE
+from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class ActorWorker:
     def __init__(self, spec: ActorSpec, learner):
         torch.set_num_threads(1)
         torch.manual_seed(spec.runner.seed)
-        from envs import register_envs
+        from ami.envs import register_envs
 
         register_envs()
         self.spec, self.learner = spec, learner

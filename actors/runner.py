@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from agent.agent import Agent
-from agent.perception import flatten_columns
-from agent.short_term import ShortTermMemory
-from envs.make import EnvSpec, as_spec, make_vector_env
-from memory.core import Segment, SegmentMeta
+from ami.agent.agent import Agent
+from ami.agent.perception import flatten_columns
+from ami.agent.short_term import ShortTermMemory
+from ami.envs.make import EnvSpec, as_spec, make_vector_env
+from ami.memory.core import Segment, SegmentMeta
 
 
 @dataclass(frozen=True)

@@ -6,21 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from ami.agent.actions import ActionSpec
+from ami.agent.belief import History, belief_space
+from ami.agent.config import AgentConfig, PlannerConfig
+from ami.agent.cost import Critic, IntrinsicCost
+from ami.agent.fastmath import fast_fp32_matmul
+from ami.agent.goal import goal_obs, is_goal_space, state_obs, state_space
+from ami.agent.hierarchy import Level2, TwoLevelPlanner
+from ami.agent.perception import obs_to_tensor
+from ami.agent.planner import Planner
+from ami.agent.policy import Policy
+from ami.agent.short_term import ShortTermMemory
+from ami.agent.update import Updater
+from ami.agent.world_model import WorldModel
 from gymnasium import spaces
-
-from agent.actions import ActionSpec
-from agent.belief import History, belief_space
-from agent.config import AgentConfig, PlannerConfig
-from agent.cost import Critic, IntrinsicCost
-from agent.fastmath import fast_fp32_matmul
-from agent.goal import goal_obs, is_goal_space, state_obs, state_space
-from agent.hierarchy import Level2, TwoLevelPlanner
-from agent.perception import obs_to_tensor
-from agent.planner import Planner
-from agent.policy import Policy
-from agent.short_term import ShortTermMemory
-from agent.update import Updater
-from agent.world_model import WorldModel
 
 
 @dataclass

@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ami.agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
+from ami.agent.goal import is_goal_space
+from ami.agent.perception import is_image
 from gymnasium import spaces
-
-from agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
-from agent.goal import is_goal_space
-from agent.perception import is_image
 
 
 @dataclass(frozen=True)

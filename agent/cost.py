@@ -12,10 +12,9 @@ from __future__ import annotations
 import copy
 
 import torch
+from ami.agent.config import CostConfig
+from ami.agent.nets import ema_, mlp, symexp, symlog
 from torch import nn
-
-from agent.config import CostConfig
-from agent.nets import ema_, mlp, symexp, symlog
 
 
 class IntrinsicCost(nn.Module):

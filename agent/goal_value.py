@@ -15,11 +15,10 @@ from __future__ import annotations
 import copy
 
 import torch
+from ami.agent.config import HierarchyConfig
+from ami.agent.losses import masked_mean
+from ami.agent.nets import ema_, mlp
 from torch import nn
-
-from agent.config import HierarchyConfig
-from agent.losses import masked_mean
-from agent.nets import ema_, mlp
 
 
 class GoalValue(nn.Module):

@@ -21,14 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from ami.agent.actions import ActionSpec
+from ami.agent.config import HierarchyConfig
+from ami.agent.goal_value import GoalValue
+from ami.agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
+from ami.agent.nets import mlp
+from ami.agent.planner import Planner, trajectory_cost
 from torch import nn
-
-from agent.actions import ActionSpec
-from agent.config import HierarchyConfig
-from agent.goal_value import GoalValue
-from agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
-from agent.nets import mlp
-from agent.planner import Planner, trajectory_cost
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

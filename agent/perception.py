@@ -7,11 +7,10 @@ import math
 
 import numpy as np
 import torch
+from ami.agent.config import EncoderConfig
+from ami.agent.nets import mlp
 from gymnasium import spaces
 from torch import nn
-
-from agent.config import EncoderConfig
-from agent.nets import mlp
 
 
 def is_image(space: spaces.Space) -> bool:

@@ -15,9 +15,8 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
-
-from agent.actions import ActionSpec
-from agent.config import PlannerConfig
+from ami.agent.actions import ActionSpec
+from ami.agent.config import PlannerConfig
 
 
 class PlanModel(Protocol):

@@ -7,10 +7,9 @@ import math
 
 import torch
 import torch.nn.functional as F
+from ami.agent.actions import ActionSpec
+from ami.agent.nets import mlp
 from torch import nn
-
-from agent.actions import ActionSpec
-from agent.nets import mlp
 
 
 class Policy(nn.Module):

@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
-
-from agent.belief import next_history
-from agent.fastmath import fast_fp32_matmul
-from agent.goal import state_obs
-from agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
-from agent.nets import symlog
-from agent.perception import column, obs_to_tensor, to_device
+from ami.agent.belief import next_history
+from ami.agent.fastmath import fast_fp32_matmul
+from ami.agent.goal import state_obs
+from ami.agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
+from ami.agent.nets import symlog
+from ami.agent.perception import column, obs_to_tensor, to_device
 
 if TYPE_CHECKING:
-    from agent.agent import Agent
+    from ami.agent.agent import Agent
 
 
 def _flat(obs, b: int, w: int):

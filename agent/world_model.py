@@ -14,14 +14,13 @@ from __future__ import annotations
 import copy
 
 import torch
+from ami.agent.actions import ActionSpec
+from ami.agent.config import EncoderConfig, WorldModelConfig
+from ami.agent.losses import gaussian_kl
+from ami.agent.nets import ema_, mlp
+from ami.agent.perception import make_encoder
 from gymnasium import spaces
 from torch import nn
-
-from agent.actions import ActionSpec
-from agent.config import EncoderConfig, WorldModelConfig
-from agent.losses import gaussian_kl
-from agent.nets import ema_, mlp
-from agent.perception import make_encoder
 
 
 class WorldModel(nn.Module):

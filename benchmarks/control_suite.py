@@ -58,13 +58,13 @@ def run_one(task: str, seed: int, args, extra: list[str]) -> Path:
     if out.exists():
         return out
     run_dir = Path(args.runs) / f"{task}-s{seed}"
-    cmd = [sys.executable, "-m", "cluster.cli", "train", "--env", env_id(task), "--seed", str(seed),
+    cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--env", env_id(task), "--seed", str(seed),
            "--steps", str(args.steps), "--backend", args.backend, "--run-dir", str(run_dir), "--no-progress",
            "run.eval_episodes=10", *extra]
     started = Path(args.runs) / f"{task}-s{seed}.commit"  # the commit the run started on (edits may follow)
     if not (run_dir / "summary.json").exists():  # (a finished run whose CSV is missing is only read)
         if (run_dir / "checkpoints" / "latest.pt").exists():  # interrupted: go on from its checkpoint
-            cmd = [sys.executable, "-m", "cluster.cli", "train", "--resume", str(run_dir), "--no-progress"]
+            cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--resume", str(run_dir), "--no-progress"]
         if not started.exists():
             started.parent.mkdir(parents=True, exist_ok=True)
             started.write_text(commit())

@@ -23,12 +23,11 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-
-from actors.runner import EpisodeRunner, RunnerConfig, evaluate
-from agent.agent import Agent
-from agent.configurator import HIERARCHY_MIN_EPISODE, ComputeBudget, configure, plan_config
-from envs import register_envs
-from memory.local import LocalReplay
+from ami.actors.runner import EpisodeRunner, RunnerConfig, evaluate
+from ami.agent.agent import Agent
+from ami.agent.configurator import HIERARCHY_MIN_EPISODE, ComputeBudget, configure, plan_config
+from ami.envs import register_envs
+from ami.memory.local import LocalReplay
 
 
 def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: bool | None = None,

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ami.agent.short_term import ShortTermMemory
+from ami.learner.learner import batch_to_dict
 from profile_step import build, random_replay
-
-from agent.short_term import ShortTermMemory
-from learner.learner import batch_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = {"world_model": {"hidden": 700, "latent_dim": 256}, "encoder": {"hidden": 700}}  # ~5M parameters (HalfCheetah)
@@ -80,7 +79,7 @@ def planning(env_id: str, device: str) -> dict:
 
 def inline_run(env_id: str, device: str, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "cluster.cli", "train", "--backend", "inline", "--env", env_id, "--steps",
+        cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--backend", "inline", "--env", env_id, "--steps",
                "100000", "--run-dir", f"{d}/run", "--no-progress", f"run.device={device}"]
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -28,7 +28,7 @@ def run_one(env_id: str, seed: int, out: Path, backend: str, actors: int, extra:
     run_dir = out / f"{env_id}-s{seed}"
     if backend == "ray":
         extra = ["--actors", str(actors), *extra]
-    cmd = [sys.executable, "-m", "cluster.cli", "train", "--backend", backend, "--env", env_id, "--seed", str(seed),
+    cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--backend", backend, "--env", env_id, "--seed", str(seed),
            "--steps", str(max(CHECKPOINTS)), "--run-dir", str(run_dir), "--no-progress", "run.eval_every=5000",
            "run.eval_episodes=10", *extra]
     summary = run_dir / "summary.json"

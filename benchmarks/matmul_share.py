@@ -9,13 +9,12 @@ import time
 
 import numpy as np
 import torch
+from ami.agent.fastmath import fast_fp32_matmul
+from ami.agent.short_term import ShortTermMemory
+from ami.learner.learner import batch_to_dict
 from planner_throughput import linear_shapes, time_matmuls
 from profile_step import build, random_replay
 from torch.profiler import ProfilerActivity, profile
-
-from agent.fastmath import fast_fp32_matmul
-from agent.short_term import ShortTermMemory
-from learner.learner import batch_to_dict
 
 
 def _median_s(fn, reps: int) -> float:

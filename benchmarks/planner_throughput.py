@@ -14,11 +14,10 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-
-from agent.agent import Agent
-from agent.configurator import configure
-from agent.fastmath import fast_fp32_matmul
-from agent.short_term import ShortTermMemory
+from ami.agent.agent import Agent
+from ami.agent.configurator import configure
+from ami.agent.fastmath import fast_fp32_matmul
+from ami.agent.short_term import ShortTermMemory
 
 
 def _sync(device: torch.device) -> None:

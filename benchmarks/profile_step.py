@@ -15,15 +15,14 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from ami.agent.agent import Agent
+from ami.agent.short_term import ShortTermMemory
+from ami.cluster.config import TrainConfig, apply, resolve_agent
+from ami.envs import register_envs
+from ami.learner.learner import batch_to_dict
+from ami.memory.core import Segment, SegmentMeta
+from ami.memory.local import LocalReplay
 from torch.profiler import ProfilerActivity, profile
-
-from agent.agent import Agent
-from agent.short_term import ShortTermMemory
-from cluster.config import TrainConfig, apply, resolve_agent
-from envs import register_envs
-from learner.learner import batch_to_dict
-from memory.core import Segment, SegmentMeta
-from memory.local import LocalReplay
 
 
 def build(env_id: str, device: str, overrides: dict | None = None) -> tuple[Agent, gym.Env, TrainConfig]:

@@ -28,9 +28,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from memory import EmbeddedRedisConfig, ReplayConfig, Segment, SegmentMeta, encode_segment  # noqa: E402
-from memory.embedded import EmbeddedRedis  # noqa: E402
-from memory.redis_replay import RedisReplay  # noqa: E402
+from ami.memory import EmbeddedRedisConfig, ReplayConfig, Segment, SegmentMeta, encode_segment  # noqa: E402
+from ami.memory.embedded import EmbeddedRedis  # noqa: E402
+from ami.memory.redis_replay import RedisReplay  # noqa: E402
 
 BATCH, WINDOW = 256, 6
 

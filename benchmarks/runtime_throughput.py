@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster.cli import main  # noqa: E402
+from ami.cluster.cli import main  # noqa: E402
 
 COMMON = ["--env", "Pendulum-v1", "--seed", "0", "--no-progress", "run.eval_episodes=1", "run.log_every=1000"]
 

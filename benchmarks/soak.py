@@ -81,7 +81,7 @@ def victim(kind: str, driver_pid: int, name: str) -> int | None:
 def one_run(name: str, a: argparse.Namespace, out: Path, kill_every: float | None) -> dict:
     port = free_port()
     run = out / name
-    cmd = [sys.executable, "-m", "cluster.cli", "train", "--backend", "ray", "--env", a.env, "--steps",
+    cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--backend", "ray", "--env", a.env, "--steps",
            str(a.steps), "--actors", str(a.actors), "--seed", str(a.seed), "--run-dir", str(run),
            "--metrics-port", str(port), "--no-progress", "runtime.max_restarts=1000", *a.overrides]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AMI_PROMETHEUS_SD_DIR": str(out / "sd"), MARK: name}

@@ -74,7 +74,7 @@ def span_rate(wall_at: dict[int, float]) -> float:
 def ami_run(env: str, backend: str | None, ami_root: Path, extra: list[str] | None = None) -> dict:
     """One `ami train` of STEPS steps at the defaults; steps/s over SPANS from metrics.jsonl."""
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "cluster.cli", "train", "--env", env, "--steps", str(STEPS), "--seed", "0",
+        cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--env", env, "--steps", str(STEPS), "--seed", "0",
                "--run-dir", f"{d}/run", "--no-progress", *(["--backend", backend] if backend else []), *(extra or [])]
         env_vars = {**os.environ, "PYTHONPATH": str(ami_root)}
         t0 = time.perf_counter()

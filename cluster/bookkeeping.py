@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from cluster.config import TrainConfig
-from cluster.rundir import RunDir
+from ami.cluster.config import TrainConfig
+from ami.cluster.rundir import RunDir
 
 
 class RunBook:

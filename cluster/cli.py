@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from cluster.config import ConfigError, build, env_defaults, env_spec, load_yaml, parse_override, task_defaults
+from ami.cluster.config import ConfigError, build, env_defaults, env_spec, load_yaml, parse_override, task_defaults
 
 EXIT_CONFIG = 2
 
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 def resolve_run(layers: list[dict]):
     """(TrainConfig, EnvInfo) of a run from the user's layers: under them the env's defaults (DMC's action
     repeat), then the task's (goal tasks); what the user set wins over both."""
-    from cluster.envinfo import inspect_env
+    from ami.cluster.envinfo import inspect_env
 
     cfg = build(layers)
     env_layer = env_defaults(cfg.run.env_id)
@@ -71,7 +71,7 @@ def resolve_run(layers: list[dict]):
 
 
 def _train(a: argparse.Namespace) -> int:
-    from cluster.rundir import RunDir, default_path
+    from ami.cluster.rundir import RunDir, default_path
 
     layers: list[dict] = []
     if a.resume:
@@ -96,15 +96,15 @@ def _train(a: argparse.Namespace) -> int:
         if (run.path / "summary.json").exists() or run.latest_checkpoint.exists():
             raise ConfigError(f"run directory {run.path} already holds a run; use --resume {run.path}")
     if cfg.run.backend == "ray":
-        from cluster.ray_driver import train_ray
-        from cluster.services import check_addresses, ray_address
+        from ami.cluster.ray_driver import train_ray
+        from ami.cluster.services import check_addresses, ray_address
 
         addr = ray_address(a.ray_address)
         check_addresses(a.redis_url, addr)
         summary = train_ray(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
                             redis_url=a.redis_url, ray_addr=addr, metrics_port=a.metrics_port)
     else:
-        from cluster.inline import train_inline
+        from ami.cluster.inline import train_inline
 
         summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
                                metrics_port=a.metrics_port)
@@ -113,14 +113,14 @@ def _train(a: argparse.Namespace) -> int:
 
 
 def _eval(a: argparse.Namespace) -> int:
-    from cluster.evaluate import evaluate_target
+    from ami.cluster.evaluate import evaluate_target
 
     print(json.dumps(evaluate_target(Path(a.target), a.episodes, a.seed, a.video)))
     return 0
 
 
 def _report(a: argparse.Namespace) -> int:
-    from cluster.report import draw_report
+    from ami.cluster.report import draw_report
 
     for p in draw_report(Path(a.run_dir)):
         print(p)
@@ -128,7 +128,7 @@ def _report(a: argparse.Namespace) -> int:
 
 
 def _scale(a: argparse.Namespace) -> int:
-    from cluster.scale import request_scale
+    from ami.cluster.scale import request_scale
 
     print(json.dumps(request_scale(Path(a.run_dir), a.actors)))
     return 0

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from actors.runner import RunnerConfig
-from envs.make import EnvSpec, default_action_repeat
-from learner.learner import LearnerConfig
+from ami.actors.runner import RunnerConfig
+from ami.envs.make import EnvSpec, default_action_repeat
+from ami.learner.learner import LearnerConfig
 
 
 class ConfigError(ValueError):
@@ -289,7 +288,7 @@ updates (benchmarks/goal_reaching.py reaches 98% on TwoRooms with 0.15 updates p
 
 def task_kind(cfg: TrainConfig, obs_space) -> str:
     """'goal' or 'reward' for this run on this observation space; ConfigError when they do not fit."""
-    from agent.goal import is_goal_space
+    from ami.agent.goal import is_goal_space
 
     goal_space = is_goal_space(obs_space)
     if cfg.run.task == "goal" and not goal_space:
@@ -321,8 +320,8 @@ def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int 
 
 def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None,
                 partially_observed: bool = False):
-    from agent.belief import belief_mode
-    from agent.configurator import ComputeBudget, configure
+    from ami.agent.belief import belief_mode
+    from ami.agent.configurator import ComputeBudget, configure
 
     budget = ComputeBudget(plan_evals=cfg.run.plan_evals, episode_steps=episode_steps or 1000, device=cfg.run.device)
     base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget)
@@ -340,7 +339,7 @@ def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int 
     or the belief state cannot see these observations."""
     agent = _configured(cfg, obs_space, action_space, episode_steps, partially_observed)
     if agent.belief == "on":  # checked here so that a bad pairing exits 2 before anything starts
-        from agent.belief import belief_space
+        from ami.agent.belief import belief_space
 
         try:
             belief_space(obs_space, 1, agent.history)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gymnasium as gym
-
-from cluster.config import ConfigError
-from envs.make import EnvSpec, as_spec, episode_decisions, make_env, resolve_id
-from envs.partial import is_partially_observed
+from ami.cluster.config import ConfigError
+from ami.envs.make import EnvSpec, as_spec, episode_decisions, make_env, resolve_id
+from ami.envs.partial import is_partially_observed
 
 
 @dataclass(frozen=True)

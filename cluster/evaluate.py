@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.runner import evaluate
-from agent.agent import Agent
-from agent.config import AgentConfig
-from cluster.config import ConfigError, RunConfig, apply, env_spec
-from cluster.envinfo import inspect_env
-from cluster.rundir import RunDir
-from envs.make import EnvSpec, make_env
-from learner.learner import load_checkpoint_state
+from ami.actors.runner import evaluate
+from ami.agent.agent import Agent
+from ami.agent.config import AgentConfig
+from ami.cluster.config import ConfigError, RunConfig, apply, env_spec
+from ami.cluster.envinfo import inspect_env
+from ami.cluster.rundir import RunDir
+from ami.envs.make import EnvSpec, make_env
+from ami.learner.learner import load_checkpoint_state
 
 
 def load_agent(target: Path) -> tuple[Agent, dict]:
@@ -51,8 +51,7 @@ def record_gif(env: EnvSpec, agent: Agent, out_dir: Path, seed: int) -> Path:
     matplotlib.use("Agg")
     import matplotlib.animation as animation
     import matplotlib.pyplot as plt
-
-    from agent.short_term import ShortTermMemory
+    from ami.agent.short_term import ShortTermMemory
 
     env = make_env(env, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)

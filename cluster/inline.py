@@ -13,17 +13,16 @@ import time
 
 import numpy as np
 import torch
+from ami.actors.runner import EpisodeRunner, TimedAgent, evaluate
+from ami.agent.agent import Agent
+from ami.cluster.bookkeeping import RunBook
+from ami.cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
+from ami.cluster.envinfo import EnvInfo
+from ami.cluster.inline_metrics import InlineMetrics
+from ami.cluster.rundir import RunDir
+from ami.learner.learner import Learner
+from ami.memory.local import LocalReplay
 from tqdm import tqdm
-
-from actors.runner import EpisodeRunner, TimedAgent, evaluate
-from agent.agent import Agent
-from cluster.bookkeeping import RunBook
-from cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
-from cluster.envinfo import EnvInfo
-from cluster.inline_metrics import InlineMetrics
-from cluster.rundir import RunDir
-from learner.learner import Learner
-from memory.local import LocalReplay
 
 
 def usable_cores() -> int:

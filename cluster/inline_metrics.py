@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cluster.exporter import Discovery, ExporterConfig, ProcessMetrics, start_process_metrics
+from ami.telemetry.discovery import Discovery
+from ami.telemetry.exporter import ExporterConfig, ProcessMetrics, start_process_metrics
 
 
 class InlineMetrics:

@@ -9,8 +9,8 @@ Asking a restarting actor for its target never blocks the driver's loop: the ans
 from __future__ import annotations
 
 import ray
-
-from cluster.exporter import Discovery, ExporterConfig, start_process_metrics
+from ami.telemetry.discovery import Discovery
+from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 
 
 class RunObserver:

@@ -15,22 +15,21 @@ import os
 import time
 
 import ray
+from ami.actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
+from ami.cluster.bookkeeping import RunBook
+from ami.cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
+from ami.cluster.envinfo import EnvInfo
+from ami.cluster.observe import RunObserver
+from ami.cluster.ray_figures import RunFigures
+from ami.cluster.recovery import DEAD, UNREACHABLE, Recovery
+from ami.cluster.rundir import RunDir
+from ami.cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
+from ami.cluster.services import Services
+from ami.learner.ray_learner import LearnerActor, read_checkpoint_counters
+from ami.memory.config import ReplayConfig
+from ami.memory.redis_replay import RedisReplay
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from tqdm import tqdm
-
-from actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
-from cluster.bookkeeping import RunBook
-from cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
-from cluster.envinfo import EnvInfo
-from cluster.observe import RunObserver
-from cluster.ray_figures import RunFigures
-from cluster.recovery import DEAD, UNREACHABLE, Recovery
-from cluster.rundir import RunDir
-from cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
-from cluster.services import Services
-from learner.ray_learner import LearnerActor, read_checkpoint_counters
-from memory.config import ReplayConfig
-from memory.redis_replay import RedisReplay
 
 
 def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False, progress: bool = True,

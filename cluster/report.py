@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.config import ConfigError
-from cluster.rundir import RunDir
+from ami.cluster.config import ConfigError
+from ami.cluster.rundir import RunDir
 
 PANELS = {
     "returns.png": [("eval_return_mean", "eval return"), ("episode_return_mean", "training episode return")],

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from cluster.config import ConfigError
+from ami.cluster.config import ConfigError
 
 RUNNING_FILE = "running.json"
 SCALE_FILE = "scale.json"

@@ -11,7 +11,7 @@ import os
 import socket
 from urllib.parse import urlsplit
 
-from cluster.config import ConfigError
+from ami.cluster.config import ConfigError
 
 
 def ray_address(flag: str | None) -> str | None:
@@ -36,7 +36,7 @@ def check_addresses(redis_url: str | None, ray_addr: str | None, timeout_s: floa
     """Raise ConfigError (one line) when a given Redis URL does not answer PING or a Ray address does not
     accept a connection."""
     if redis_url:
-        from memory.redis_replay import ReplayUnreachable, check_urls
+        from ami.memory.redis_replay import ReplayUnreachable, check_urls
 
         try:
             check_urls([redis_url], timeout_s)
@@ -80,8 +80,8 @@ class Services:
         if self.redis_url:
             self.url = self.redis_url
         else:
-            from memory.config import EmbeddedRedisConfig
-            from memory.embedded import EmbeddedRedis
+            from ami.memory.config import EmbeddedRedisConfig
+            from ami.memory.embedded import EmbeddedRedis
 
             self._server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=self.redis_aof, appendfsync="everysec"))
             self.url = self._server.start()

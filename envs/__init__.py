@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 _ENTRIES = {
-    "ami/Bimodal-v0": ("envs.bimodal:BimodalEnv", {}, None),
-    "ami/OpenRoom-v0": ("envs.rooms:OpenRoomEnv", {}, 30),
-    "ami/TwoRooms-v0": ("envs.rooms:PointRoomsEnv", {}, 100),
-    "ami/TwoRoomsPixels-v0": ("envs.rooms:PointRoomsEnv", {"pixels": True}, 100),
-    "ami/FourRooms-v0": ("envs.maze:FourRoomsEnv", {}, 300),
-    "ami/FourRoomsPixels-v0": ("envs.maze:FourRoomsEnv", {"pixels": True}, 300),
+    "ami/Bimodal-v0": ("ami.envs.bimodal:BimodalEnv", {}, None),
+    "ami/OpenRoom-v0": ("ami.envs.rooms:OpenRoomEnv", {}, 30),
+    "ami/TwoRooms-v0": ("ami.envs.rooms:PointRoomsEnv", {}, 100),
+    "ami/TwoRoomsPixels-v0": ("ami.envs.rooms:PointRoomsEnv", {"pixels": True}, 100),
+    "ami/FourRooms-v0": ("ami.envs.maze:FourRoomsEnv", {}, 300),
+    "ami/FourRoomsPixels-v0": ("ami.envs.maze:FourRoomsEnv", {"pixels": True}, 300),
     # the same maze with start and goal anywhere: where reward-free random exploration reaches every room
-    "ami/FourRoomsExplore-v0": ("envs.maze:FourRoomsEnv", {"corner": 0, "goal_rooms": None}, 300),
-    "ami/FourRoomsPixelsExplore-v0": ("envs.maze:FourRoomsEnv", {"pixels": True, "corner": 0, "goal_rooms": None},
+    "ami/FourRoomsExplore-v0": ("ami.envs.maze:FourRoomsEnv", {"corner": 0, "goal_rooms": None}, 300),
+    "ami/FourRoomsPixelsExplore-v0": ("ami.envs.maze:FourRoomsEnv", {"pixels": True, "corner": 0, "goal_rooms": None},
                                       300),
     # partially observed: the velocities are hidden (agent.belief=auto infers the state from the history)
-    "ami/PendulumNoVel-v0": ("envs.partial:pendulum_no_velocity", {}, 200),
-    "ami/CartPoleNoVel-v0": ("envs.partial:cartpole_no_velocity", {}, 500),
+    "ami/PendulumNoVel-v0": ("ami.envs.partial:pendulum_no_velocity", {}, 200),
+    "ami/CartPoleNoVel-v0": ("ami.envs.partial:cartpole_no_velocity", {}, 500),
 }
 ENV_IDS = tuple(_ENTRIES)
 

@@ -8,7 +8,7 @@ distance stops there, and getting round needs ~40 steps of look-ahead that first
 
 from __future__ import annotations
 
-from envs.rooms import PointRoomsEnv
+from ami.envs.rooms import PointRoomsEnv
 
 FOUR_ROOMS = (
     "#############",

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from agent.agent import Agent
-from memory.core import Batch, ReplayMemory
+from ami.agent.agent import Agent
+from ami.memory.core import Batch, ReplayMemory
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import ray
 import torch
-
-from agent.agent import Agent
-from cluster.exporter import ExporterConfig, start_process_metrics
-from learner.learner import Learner, LearnerConfig
-from memory.config import ReplayConfig
-from memory.redis_replay import RedisReplay
-from memory.redis_shard import RETRYABLE
+from ami.agent.agent import Agent
+from ami.learner.learner import Learner, LearnerConfig
+from ami.memory.config import ReplayConfig
+from ami.memory.redis_replay import RedisReplay
+from ami.memory.redis_shard import RETRYABLE
+from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 
 
 def weights_numpy(agent: Agent) -> dict:

@@ -3,27 +3,27 @@
 Imports stay light (no torch, no ray); the Redis pieces are imported on first use.
 """
 
-from memory.codec import CorruptRecord, decode_segment, encode_segment
-from memory.config import EmbeddedRedisConfig, ReplayConfig, redact_url
-from memory.core import REQUIRED_COLUMNS, SCHEMA_VERSION, Batch, ReplayMemory, Segment, SegmentMeta
-from memory.limiter import RateLimiter, RateLimitTimeout
-from memory.local import LocalReplay
-from memory.sampling import PriorityParams
+from ami.memory.codec import CorruptRecord, decode_segment, encode_segment
+from ami.memory.config import EmbeddedRedisConfig, ReplayConfig, redact_url
+from ami.memory.core import REQUIRED_COLUMNS, SCHEMA_VERSION, Batch, ReplayMemory, Segment, SegmentMeta
+from ami.memory.limiter import RateLimiter, RateLimitTimeout
+from ami.memory.local import LocalReplay
+from ami.memory.sampling import PriorityParams
 
 _LAZY = {
-    "RedisReplay": "memory.redis_replay", "ReplayUnreachable": "memory.redis_replay",
-    "check_urls": "memory.redis_replay", "make_replay": "memory.redis_replay",
-    "EmbeddedRedis": "memory.embedded", "RedisServerNotFound": "memory.embedded",
+    "RedisReplay": "ami.memory.redis_replay", "ReplayUnreachable": "ami.memory.redis_replay",
+    "check_urls": "ami.memory.redis_replay", "make_replay": "ami.memory.redis_replay",
+    "EmbeddedRedis": "ami.memory.embedded", "RedisServerNotFound": "ami.memory.embedded",
 }
 
 
 def __getattr__(name: str):
-    """Redis-backed names load on first use, so `import memory` works where redis-py is absent."""
+    """Redis-backed names load on first use, so `import ami.memory` works where redis-py is absent."""
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'memory' has no attribute {name!r}")
+    raise AttributeError(f"module 'ami.memory' has no attribute {name!r}")
 
 
 __all__ = [

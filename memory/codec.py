@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 import msgpack
 import numpy as np
-
-from memory.core import SCHEMA_VERSION, Segment, SegmentMeta, missing_columns
+from ami.memory.core import SCHEMA_VERSION, Segment, SegmentMeta, missing_columns
 
 TAG = "ami.seg"
 DEFAULT_MAX_RECORD_BYTES = 1 << 30  # 1 GiB

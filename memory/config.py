@@ -6,8 +6,8 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from memory.limiter import RateLimiter
-from memory.sampling import PriorityParams
+from ami.memory.limiter import RateLimiter
+from ami.memory.sampling import PriorityParams
 
 _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<info>[^/]*)@")
 _QUERY_PW = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)

@@ -23,8 +23,7 @@ import weakref
 from urllib.parse import quote
 
 import redis
-
-from memory.config import EmbeddedRedisConfig, redact_url
+from ami.memory.config import EmbeddedRedisConfig, redact_url
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -163,7 +162,7 @@ class EmbeddedRedis:
     def _start_guard(self) -> None:
         r, w = os.pipe()  # non-inheritable: no other child of this process holds the write end
         try:
-            self._guard = subprocess.Popen([sys.executable, "-m", "memory.watchdog", str(self._proc.pid),
+            self._guard = subprocess.Popen([sys.executable, "-m", "ami.memory.watchdog", str(self._proc.pid),
                                             self.dir if self._own_dir else ""], stdin=r,
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                            start_new_session=True, cwd=os.path.dirname(os.path.dirname(__file__)))

@@ -9,12 +9,11 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-
-from memory.core import Batch, Segment
-from memory.index import SegmentIndex, SumTree
-from memory.limiter import Counts, RateLimiter
-from memory.sampling import Part, PriorityParams, draw
-from memory.windows import Arena
+from ami.memory.core import Batch, Segment
+from ami.memory.index import SegmentIndex, SumTree
+from ami.memory.limiter import Counts, RateLimiter
+from ami.memory.sampling import Part, PriorityParams, draw
+from ami.memory.windows import Arena
 
 
 class LocalReplay:

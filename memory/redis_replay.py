@@ -13,14 +13,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import redis
-
-from memory.config import ReplayConfig, redact_url
-from memory.core import Batch, Segment
-from memory.limiter import Counts
-from memory.redis_sampler import ShardReader
-from memory.redis_shard import Shard
-from memory.redis_writer import Writer
-from memory.sampling import draw
+from ami.memory.config import ReplayConfig, redact_url
+from ami.memory.core import Batch, Segment
+from ami.memory.limiter import Counts
+from ami.memory.redis_sampler import ShardReader
+from ami.memory.redis_shard import Shard
+from ami.memory.redis_writer import Writer
+from ami.memory.sampling import draw
 
 log = logging.getLogger("ami.memory")
 SHARD_BITS = 8
@@ -282,13 +281,13 @@ def make_replay(config: ReplayConfig, urls: str | Sequence[str] | None = None):
     """LocalReplay or RedisReplay per config.backend. A Redis replay with no URLs starts an EmbeddedRedis
     (config.embedded) that it owns and stops on close()."""
     if config.backend == "local":
-        from memory.local import LocalReplay
+        from ami.memory.local import LocalReplay
 
         return LocalReplay.from_config(config)
     urls = config.urls if urls is None else urls
     if urls:
         return RedisReplay(config, urls)
-    from memory.embedded import EmbeddedRedis
+    from ami.memory.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(config.embedded)
     server.start()

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-
-from memory.codec import CorruptRecord, Layout, decode_segment, read_layout
-from memory.index import SegmentIndex, SumTree
-from memory.redis_shard import COUNTERS, Shard
-from memory.sampling import Part, PriorityParams
-from memory.windows import Arena, gather_segments, schema_of
+from ami.memory.codec import CorruptRecord, Layout, decode_segment, read_layout
+from ami.memory.index import SegmentIndex, SumTree
+from ami.memory.redis_shard import COUNTERS, Shard
+from ami.memory.sampling import Part, PriorityParams
+from ami.memory.windows import Arena, gather_segments, schema_of
 
 log = logging.getLogger("ami.memory")
 

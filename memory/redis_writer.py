@@ -16,11 +16,10 @@ import uuid
 
 import numpy as np
 import redis
-
-from memory.codec import encode_segment
-from memory.core import Segment
-from memory.redis_shard import Shard, is_retryable
-from memory.windows import schema_of
+from ami.memory.codec import encode_segment
+from ami.memory.core import Segment
+from ami.memory.redis_shard import Shard, is_retryable
+from ami.memory.windows import schema_of
 
 log = logging.getLogger("ami.memory")
 

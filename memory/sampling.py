@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from memory.index import SegmentIndex, SumTree
+from ami.memory.index import SegmentIndex, SumTree
 
 
 @dataclass(frozen=True)

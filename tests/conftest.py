@@ -15,8 +15,8 @@ def redis_server():
     """
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed (apt-get install -y redis-server)")
-    from memory.config import EmbeddedRedisConfig
-    from memory.embedded import EmbeddedRedis
+    from ami.memory.config import EmbeddedRedisConfig
+    from ami.memory.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=False))
     server.start()

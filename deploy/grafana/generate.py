@@ -1,9 +1,9 @@
-"""Write the Grafana dashboards of ami from one description, against the metric names of cluster/metrics.py.
+"""Write the Grafana dashboards of ami from one description, against the metric names of telemetry/metrics.py.
 
     python deploy/grafana/generate.py          # rewrite deploy/grafana/dashboards/*.json
     python deploy/grafana/generate.py --check  # exit 1 if the committed JSON differs from what this writes
 
-Every metric in cluster.metrics.CATALOG is shown in some panel and every panel names only CATALOG metrics
+Every metric in telemetry.metrics.CATALOG is shown in some panel and every panel names only CATALOG metrics
 (tests/observability checks both, and runs every expression against a real Prometheus).
 """
 
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="only compare with the files on disk")
     a = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from cluster.metrics import CATALOG
+    from ami.telemetry.metrics import CATALOG
 
     problems = check_catalog([dashboard(u, t, p) for u, (t, p) in DASHBOARDS.items()], CATALOG)
     if problems:

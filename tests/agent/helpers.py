@@ -6,12 +6,11 @@ import dataclasses
 
 import gymnasium as gym
 import torch
-
-from actors.runner import EpisodeRunner, RunnerConfig
-from agent.agent import Agent
-from agent.configurator import ComputeBudget, configure
-from envs import register_envs
-from memory.local import LocalReplay
+from ami.actors.runner import EpisodeRunner, RunnerConfig
+from ami.agent.agent import Agent
+from ami.agent.configurator import ComputeBudget, configure
+from ami.envs import register_envs
+from ami.memory.local import LocalReplay
 
 
 def tiny_agent(env_id: str, seed: int = 0, cost: dict | None = None, optim: dict | None = None,

@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from ami.agent.agent import Agent
+from ami.agent.configurator import ComputeBudget, Configurator, configure, plan_config
+from ami.agent.short_term import ShortTermMemory
 
-from agent.agent import Agent
-from agent.configurator import ComputeBudget, Configurator, configure, plan_config
-from agent.short_term import ShortTermMemory
 from tests.agent.helpers import batch_dict, random_replay, tiny_agent
 
 

@@ -9,15 +9,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from ami.actors.runner import EpisodeRunner, RunnerConfig
+from ami.agent.agent import Agent
+from ami.agent.belief import belief_mode, next_history
+from ami.agent.configurator import ComputeBudget, configure
+from ami.agent.perception import obs_to_tensor
+from ami.agent.short_term import ShortTermMemory
+from ami.envs import register_envs
+from ami.memory.local import LocalReplay
 
-from actors.runner import EpisodeRunner, RunnerConfig
-from agent.agent import Agent
-from agent.belief import belief_mode, next_history
-from agent.configurator import ComputeBudget, configure
-from agent.perception import obs_to_tensor
-from agent.short_term import ShortTermMemory
-from envs import register_envs
-from memory.local import LocalReplay
 from tests.agent.helpers import batch_dict
 
 ENV = "ami/PendulumNoVel-v0"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-
-from actors.runner import EpisodeRunner, RunnerConfig
-from agent.agent import Agent
-from agent.configurator import ComputeBudget, configure
-from memory.local import LocalReplay
+from ami.actors.runner import EpisodeRunner, RunnerConfig
+from ami.agent.agent import Agent
+from ami.agent.configurator import ComputeBudget, configure
+from ami.memory.local import LocalReplay
 
 
 class DictPointEnv(gym.Env):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from ami.actors.runner import EpisodeRunner, RunnerConfig
+from ami.learner.learner import Learner, LearnerConfig
+from ami.memory.local import LocalReplay
 
-from actors.runner import EpisodeRunner, RunnerConfig
-from learner.learner import Learner, LearnerConfig
-from memory.local import LocalReplay
 from tests.agent.helpers import tiny_agent
 
 

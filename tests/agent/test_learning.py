@@ -7,8 +7,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-
-from cluster.cli import main
+from ami.cluster.cli import main
 
 
 def random_return(env_id: str, episodes: int, seed: int) -> float:

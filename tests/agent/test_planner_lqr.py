@@ -10,10 +10,9 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
-from agent.actions import ActionSpec
-from agent.config import PlannerConfig
-from agent.planner import Planner
+from ami.agent.actions import ActionSpec
+from ami.agent.config import PlannerConfig
+from ami.agent.planner import Planner
 
 DT = 0.1
 A = np.array([[1.0, DT], [0.0, 1.0]])

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import torch
-
-from agent.update import bootstrap_positions, n_step_targets
+from ami.agent.update import bootstrap_positions, n_step_targets
 
 
 def test_n_step_targets_sum_costs_and_bootstrap() -> None:

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from ami.agent.config import AgentConfig
+from ami.cluster.cli import main
+from ami.cluster.config import apply, build, load_yaml, parse_override
+from ami.cluster.inline import usable_cores
+from ami.cluster.rundir import SUMMARY_KEYS
 
-from agent.config import AgentConfig
-from cluster.cli import main
-from cluster.config import apply, build, load_yaml, parse_override
-from cluster.inline import usable_cores
-from cluster.rundir import SUMMARY_KEYS
-
-AMI = [sys.executable, "-m", "cluster.cli"]
+AMI = [sys.executable, "-m", "ami.cluster.cli"]
 
 
 def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -103,7 +102,7 @@ def test_inline_backend_runs_where_ray_cannot_be_imported(tmp_path: Path) -> Non
     # the GPU machines have no Ray: `ami train --backend inline` (and eval) must never import it
     root = Path(__file__).resolve().parents[2]
     code = ("import sys; sys.modules['ray'] = None\n"  # any `import ray` now raises ImportError
-            "from cluster.cli import main\n"
+            "from ami.cluster.cli import main\n"
             "rc = main(['train', '--backend', 'inline', '--env', 'Pendulum-v1', '--steps', '300', '--run-dir', 'r',\n"
             "           '--no-progress', 'learner.warmup_steps=200', 'run.eval_episodes=1'])\n"
             "assert 'ray' not in sys.modules or sys.modules['ray'] is None\n"

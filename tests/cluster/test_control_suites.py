@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from cluster.cli import main
-from cluster.rundir import SUMMARY_KEYS
+from ami.cluster.cli import main
+from ami.cluster.rundir import SUMMARY_KEYS
 
 SMOKE = ["--no-progress", "--steps", "240", "run.eval_every=240", "run.eval_episodes=1", "learner.warmup_steps=120",
          "learner.batch_size=32", "run.plan_evals=64"]
@@ -63,8 +62,8 @@ def test_one_agent_configuration_for_every_task_of_the_table() -> None:
     pytest.importorskip("shimmy")
     import dataclasses
 
-    from cluster.cli import resolve_run
-    from cluster.config import resolve_agent
+    from ami.cluster.cli import resolve_run
+    from ami.cluster.config import resolve_agent
 
     agents = {}
     for env_id in TABLE:

@@ -8,10 +8,9 @@ import json
 
 import gymnasium as gym
 import pytest
-
-from cluster.cli import main
-from cluster.config import GOAL_RANDOM_REPEAT, TrainConfig, build, resolve_agent, task_defaults, task_kind
-from envs import register_envs
+from ami.cluster.cli import main
+from ami.cluster.config import GOAL_RANDOM_REPEAT, TrainConfig, build, resolve_agent, task_defaults, task_kind
+from ami.envs import register_envs
 
 
 def spaces(env_id: str):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from actors.runner import EpisodeRunner, RunnerConfig
-from agent.agent import Agent
-from agent.configurator import ComputeBudget, configure
-from envs.make import EnvSpec, default_action_repeat, make_env, resolve_id
-from memory.local import LocalReplay
+from ami.actors.runner import EpisodeRunner, RunnerConfig
+from ami.agent.agent import Agent
+from ami.agent.configurator import ComputeBudget, configure
+from ami.envs.make import EnvSpec, default_action_repeat, make_env, resolve_id
+from ami.memory.local import LocalReplay
 
 FLOAT64 = "tests.envs.registering:test/Float64-v0"
 

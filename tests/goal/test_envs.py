@@ -5,9 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-
-from envs import GOAL_ENV_IDS, register_envs
-from envs.rooms import geodesic_cells
+from ami.envs import GOAL_ENV_IDS, register_envs
+from ami.envs.rooms import geodesic_cells
 
 
 @pytest.mark.parametrize("env_id", GOAL_ENV_IDS)

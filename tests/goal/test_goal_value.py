@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import torch
-
-from agent.config import HierarchyConfig
-from agent.goal_value import GoalValue
+from ami.agent.config import HierarchyConfig
+from ami.agent.goal_value import GoalValue
 
 # A U-shaped corridor on a 3 x 5 grid: the middle column is a wall except at the top row, so (0, 0) -> (2, 0)
 # is 2 cells apart in a straight line but 10 steps along the corridor.

@@ -30,9 +30,9 @@ def make_replay(request):
     share_with=other returns a second handle on the same stored data (for Redis a separate client on the same
     namespace, for LocalReplay the same object with the new sampling settings).
     """
-    from memory.config import ReplayConfig
-    from memory.local import LocalReplay
-    from memory.redis_replay import RedisReplay
+    from ami.memory.config import ReplayConfig
+    from ami.memory.local import LocalReplay
+    from ami.memory.redis_replay import RedisReplay
 
     made = []
     backend = "local" if request.param == "local" else "redis"

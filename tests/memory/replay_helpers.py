@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import redis
-
-from memory.core import Segment, SegmentMeta
+from ami.memory.core import Segment, SegmentMeta
 
 
 def make_segment(length: int, base: int, *, terminated=(), truncated=(), version: int = 0, actor_id: int = 0,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-
-from memory.codec import CorruptRecord, decode_segment, encode_segment, read_layout
-from memory.core import Segment, SegmentMeta
+from ami.memory.codec import CorruptRecord, decode_segment, encode_segment, read_layout
+from ami.memory.core import Segment, SegmentMeta
 
 # A classic pickle exploit (protocol 0): unpickling it would call os.system. Written out by hand so no pickle
 # module is involved; test_replay_faults proves it is live in a throwaway subprocess.

@@ -13,12 +13,12 @@ import uuid
 import numpy as np
 import pytest
 import redis
+from ami.memory.config import EmbeddedRedisConfig, ReplayConfig, redact_url
+from ami.memory.embedded import EmbeddedRedis, RedisServerNotFound
+from ami.memory.local import LocalReplay
+from ami.memory.redis_replay import RedisReplay, ReplayUnreachable, check_urls, make_replay
 from scipy import stats as sstats
 
-from memory.config import EmbeddedRedisConfig, ReplayConfig, redact_url
-from memory.embedded import EmbeddedRedis, RedisServerNotFound
-from memory.local import LocalReplay
-from memory.redis_replay import RedisReplay, ReplayUnreachable, check_urls, make_replay
 from tests.memory.replay_helpers import delete_namespace, make_segment
 
 
@@ -251,7 +251,7 @@ def _free_port() -> int:
 
 
 def test_unreachable_url_is_one_clear_error_without_password():
-    import memory
+    from ami import memory
 
     url = f"redis://admin:hunter2@127.0.0.1:{_free_port()}/0"
     with pytest.raises(memory.ReplayUnreachable, match=r"cannot reach redis at redis://admin:\*\*\*@127\.0\.0\.1"):

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 import redis
+from ami.memory.codec import decode_segment
+from ami.memory.config import EmbeddedRedisConfig, ReplayConfig
+from ami.memory.embedded import EmbeddedRedis
+from ami.memory.redis_replay import RedisReplay
 
-from memory.codec import decode_segment
-from memory.config import EmbeddedRedisConfig, ReplayConfig
-from memory.embedded import EmbeddedRedis
-from memory.redis_replay import RedisReplay
 from tests.memory.replay_helpers import make_segment
 
 
@@ -117,8 +117,8 @@ def test_aof_everysec_content_and_counters_survive_restart(server):
 
 OWNER = """
 import sys, time
-from memory.config import EmbeddedRedisConfig
-from memory.embedded import EmbeddedRedis
+from ami.memory.config import EmbeddedRedisConfig
+from ami.memory.embedded import EmbeddedRedis
 srv = EmbeddedRedis(EmbeddedRedisConfig(appendonly=True))
 srv.start()
 print(srv.pid, srv.dir, srv.url, flush=True)

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
-
-from cluster.metrics import CATALOG
+from ami.telemetry.metrics import CATALOG
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -50,7 +49,7 @@ def test_prometheus_discovers_ami_and_ray_without_target_lists() -> None:
     assert jobs["ami"]["file_sd_configs"][0]["files"] == ["/tmp/ami/prometheus/*.json"]
     assert jobs["ray"]["file_sd_configs"][0]["files"] == ["/tmp/ray/prom_metrics_service_discovery.json"]
     assert all("static_configs" not in j for j in jobs.values())
-    from cluster.exporter import DEFAULT_SD_DIR
+    from ami.telemetry.discovery import DEFAULT_SD_DIR
 
     assert jobs["ami"]["file_sd_configs"][0]["files"][0] == f"{DEFAULT_SD_DIR}/*.json"
 
@@ -92,8 +91,10 @@ def test_images_are_the_dockerfile_image() -> None:
     assert f'org.opencontainers.image.version="{VERSION}"' in DOCKERFILE
     assert "torch==2.13.0" in DOCKERFILE and "download.pytorch.org/whl/cpu" in DOCKERFILE
     assert f'"ray[default]=={ray.__version__}"' in DOCKERFILE
-    for pkg in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
-        assert f"COPY {pkg} ./{pkg}" in DOCKERFILE, pkg
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for pkg in setuptools["packages"]:  # each installed package's folder (ami.agent lives in agent/)
+        folder = setuptools["package-dir"].get(pkg, pkg)
+        assert f"COPY {folder} ./{folder}" in DOCKERFILE, pkg
     py = re.search(r"^FROM python:(\d+\.\d+)", DOCKERFILE, re.M).group(1)
     assert py in ("3.11", "3.12")  # pyproject: requires-python >=3.11,<3.13
     k = kinds()
@@ -110,8 +111,8 @@ def test_rayjob_runs_ami_train_with_the_cli() -> None:
     assert job["spec"]["clusterSelector"]["ray.io/cluster"] == kinds()["RayCluster"]["metadata"]["name"]
     argv = shlex.split(job["spec"]["entrypoint"])
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert argv[0] == "ami" and scripts["ami"] == "cluster.cli:main"
-    from cluster.cli import _parser
+    assert argv[0] == "ami" and scripts["ami"] == "ami.cluster.cli:main"
+    from ami.cluster.cli import _parser
 
     a = _parser().parse_args(argv[1:])  # raises on a flag the CLI does not know
     assert a.cmd == "train" and a.backend == "ray" and a.ray_address == "auto"

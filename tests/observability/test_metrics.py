@@ -1,4 +1,4 @@
-"""cluster/metrics.py and cluster/exporter.py: the helpers read the dicts our code produces, exporters never
+"""telemetry/metrics.py and telemetry/exporter.py: the helpers read the dicts our code produces, exporters never
 collide, Discovery publishes atomically, and nothing happens at import time."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-from cluster.exporter import Discovery, DiscoveryConfig, ExporterConfig, Target, start_process_metrics
-from cluster.metrics import CATALOG, LOSS_TERMS, Identity, LearnerMetrics, MetricSet, ReplayMetrics
+from ami.telemetry.discovery import Discovery, DiscoveryConfig
+from ami.telemetry.exporter import ExporterConfig, Target, start_process_metrics
+from ami.telemetry.metrics import CATALOG, LOSS_TERMS, Identity, LearnerMetrics, MetricSet, ReplayMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = ExporterConfig(bind_host="127.0.0.1")
@@ -31,7 +31,7 @@ def _labels(series: str) -> tuple[str, ...]:
 
 
 def test_nothing_happens_at_import() -> None:
-    code = ("import sys, cluster.metrics, cluster.exporter; "
+    code = ("import sys, ami.telemetry.metrics, ami.telemetry.exporter; "
             "bad = [m for m in ('prometheus_client', 'ray', 'torch') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
@@ -67,7 +67,8 @@ def test_discovery_file_is_atomic_and_follows_the_live_set(tmp_path: Path) -> No
     assert d.path.stat().st_mtime_ns == mtime
     d.discard("actor-0")
     assert [g["targets"] for g in json.loads(d.path.read_text())] == [["10.0.0.1:9000"]]
-    d.sync({"learner": Target("::1", 5, {"role": "learner"})})
+    d.discard("driver")
+    d.set("learner", Target("::1", 5, {"role": "learner"}))
     assert json.loads(d.path.read_text())[0]["targets"] == ["[::1]:5"]
     assert [p.name for p in tmp_path.iterdir()] == ["run-a.json"]  # no temp files left behind
     d.close()
@@ -76,11 +77,10 @@ def test_discovery_file_is_atomic_and_follows_the_live_set(tmp_path: Path) -> No
 
 def test_replay_metrics_read_real_stats(redis_server) -> None:
     import numpy as np
-
-    from memory.config import ReplayConfig
-    from memory.core import Segment, SegmentMeta
-    from memory.local import LocalReplay
-    from memory.redis_replay import RedisReplay
+    from ami.memory.config import ReplayConfig
+    from ami.memory.core import Segment, SegmentMeta
+    from ami.memory.local import LocalReplay
+    from ami.memory.redis_replay import RedisReplay
 
     def seg(i: int) -> Segment:
         n = 10
@@ -151,8 +151,9 @@ def test_learner_metrics_read_agent_update_and_collapse_shows() -> None:
 def test_goal_runs_report_level2_losses_and_success_rate() -> None:
     """A hierarchical goal agent's update lands in ami_learner_level2_loss; a goal env's evaluation in
     ami_driver_eval_success_rate (the ami-goals dashboard, which a Pendulum run cannot fill)."""
-    from actors.runner import evaluate
-    from cluster.metrics import LEVEL2_TERMS, DriverMetrics
+    from ami.actors.runner import evaluate
+    from ami.telemetry.metrics import LEVEL2_TERMS, DriverMetrics
+
     from tests.goal.helpers import OPEN_ROOM, goal_agent, sticky_replay
 
     agent = goal_agent("ami/TwoRooms-v0", plan_evals=1536, episode_steps=100)

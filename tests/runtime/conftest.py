@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-AMI = [sys.executable, "-m", "cluster.cli"]
+AMI = [sys.executable, "-m", "ami.cluster.cli"]
 TINY = ["--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300", "run.eval_episodes=2",
         "run.log_every=150", "learner.warmup_steps=150", "learner.batch_size=32", "learner.snapshot_every=10",
         "learner.checkpoint_every=50", "agent.world_model.hidden=32", "agent.encoder.hidden=32",

@@ -11,7 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from cluster.cli import main
+from ami.cluster.cli import main
+
 from tests.runtime.conftest import AMI, TINY, tagged_env, tagged_processes
 
 
