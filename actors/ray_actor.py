@@ -21,13 +21,16 @@ import numpy as np
 import ray
 import redis
 import torch
-from ami.actors.runner import EpisodeRunner, RunnerConfig, TimedAgent, evaluate
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace, TimedAgent, evaluate
 from ami.agent.agent import Agent
 from ami.envs.make import EnvSpec
+from ami.learner.pacing import updates_owed
 from ami.memory.config import ReplayConfig
 from ami.memory.core import Segment
 from ami.memory.redis_replay import RedisReplay
 from ami.memory.redis_shard import RETRYABLE
+from ami.memory.run_keys import RunKeys
 from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 
 
@@ -44,13 +47,15 @@ class ActorSpec:
     agent_cfg: object
     """Resolved AgentConfig."""
     runner: RunnerConfig
-    """Envs per actor, segment length, seed and actor id."""
+    """Segment length and exploration (the user's runner.* keys)."""
+    place: RunnerPlace
+    """Envs per actor, seed and actor id (its first episode id comes from its incarnation)."""
     replay: ReplayConfig
     """Replay settings (namespace, capacity)."""
     url: str = field(repr=False)
     """Redis URL of the replay (never logged)."""
-    budget_key: str
-    """Redis key of the run's claimed env-step counter."""
+    run_namespace: str
+    """Namespace of the run's counters in Redis (memory.run_keys: the shared env-step budget, incarnations)."""
     steps: int
     """Env steps of the whole run."""
     warmup_steps: int
@@ -86,23 +91,20 @@ class ActorWorker:
 
     def __init__(self, spec: ActorSpec, learner):
         torch.set_num_threads(1)
-        torch.manual_seed(spec.runner.seed)
+        torch.manual_seed(spec.place.seed)
         from ami.envs import register_envs
 
         register_envs()
         self.spec, self.learner = spec, learner
         self.agent = Agent(spec.obs_space, spec.action_space, spec.agent_cfg)
         self.replay = RedisReplay(spec.replay, spec.url)
-        # a hung Redis must raise (and be retried, and show in the metrics), not stall the actor silently
-        t = spec.replay.socket_timeout_s
-        self.budget = redis.Redis.from_url(spec.url, socket_timeout=t, socket_connect_timeout=t)
-        self.pm = start_process_metrics("actor", spec.env_id, spec.runner.actor_id,
+        self.keys = RunKeys(spec.url, spec.run_namespace, spec.replay.socket_timeout_s)
+        self.pm = start_process_metrics("actor", spec.env_id, spec.place.actor_id,
                                         ExporterConfig(bind_host=spec.metrics_bind))
         # each incarnation (first start, Ray restart, resumed run) numbers its episodes in its own 2^32 block
-        incarnation = int(self.budget.incr(f"{spec.budget_key}:incarnations"))
-        runner_cfg = dataclasses.replace(spec.runner, first_episode=incarnation << 32)
+        place = dataclasses.replace(spec.place, first_episode=self.keys.new_incarnation() << 32)
         self.runner = EpisodeRunner(spec.play or spec.env_id, TimedAgent(self.agent, self.pm.actor),
-                                    runner_cfg, self._sink)
+                                    spec.runner, self._sink, place)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending = None  # in-flight latest() call
@@ -183,17 +185,17 @@ class ActorWorker:
     # ----- stepping -----------------------------------------------------------------------------------------
     def _owed(self) -> int:
         s = self.spec
-        return int((self.claimed_total - s.warmup_steps + 1) * s.updates_per_step) - int(self.known["updates"])
+        return updates_owed(self.claimed_total, s.warmup_steps, s.updates_per_step) - int(self.known["updates"])
 
     def _claim(self) -> tuple[int, int]:
         """(first step index, vector steps granted) from the shared budget."""
-        m = self.spec.runner.num_envs
+        m = self.spec.place.num_envs
         want = self.spec.claim_steps * m
         t0 = time.perf_counter()
         deadline, retried = t0 + 60.0, False  # Redis restarting (its supervisor brings it back): wait up to ~60 s
         while True:
             try:
-                total = int(self.budget.incrby(self.spec.budget_key, want))
+                total = self.keys.claim(want)
                 break
             except RETRYABLE:
                 # an INCRBY that timed out may have been applied: those steps are never stepped by anyone, and
@@ -210,7 +212,7 @@ class ActorWorker:
 
     def run(self, fresh: bool = True) -> dict:
         """Step until the budget is spent or stop(); flush everything; return the final status."""
-        s, m = self.spec, self.spec.runner.num_envs
+        s, m = self.spec, self.spec.place.num_envs
         t0 = time.perf_counter()
         try:
             self._check(block=True)
@@ -269,7 +271,7 @@ class ActorWorker:
             returns = self.returns
             if drain:
                 self.returns = []
-            return {"actor_id": self.spec.runner.actor_id, "env_steps": self.runner.env_steps,
+            return {"actor_id": self.spec.place.actor_id, "env_steps": self.runner.env_steps,
                     "episodes": self.episodes, "returns": list(returns) if drain else [],
                     "version": self.runner.policy_version, "segments": self.segments, "lag_sum": self.lag_sum,
                     "lag_max": self.lag_max, "versions_used": sorted(self.versions_used),
@@ -282,7 +284,7 @@ class ActorWorker:
     def close(self) -> None:
         self.runner.close()
         self.replay.close()
-        self.budget.close()
+        self.keys.close()
         self.pm.close()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from ami.agent.agent import Agent
 from ami.agent.perception import flatten_columns
 from ami.agent.short_term import ShortTermMemory
@@ -22,41 +23,49 @@ from ami.memory.core import Segment, SegmentMeta
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    """How an actor steps its envs and cuts segments."""
+    """How an actor steps its envs and cuts segments (the user's keys, `runner.*`)."""
 
-    num_envs: int = 1
-    """Envs stepped together in one vector env (planning is batched over them)."""
     segment_length: int = 64
     """Steps per segment, T (shorter at episode ends)."""
-    seed: int = 0
-    """Seed of the envs' first reset and of random exploration."""
-    actor_id: int = 0
-    """Id stamped on every segment."""
     random_repeat: int = 1
     """Random exploration holds each sampled action for this many steps (>1: temporally correlated play that
     travels further, e.g. the multi-step moves a goal task's level-2 model must learn)."""
-    first_episode: int = 0
-    """Episode id of env 0's first episode (env i takes first_episode + i, then + M each): a restarted or resumed
-    actor starts past every id its earlier incarnations wrote, so (actor_id, episode_id) never repeats."""
     explore: str = "plan"
     """'plan': after warm-up the agent plans (with exploration noise); 'random': every step is random play (the
     reward-free exploration a goal task learns its world model from; only evaluation plans)."""
 
 
+@dataclass(frozen=True)
+class RunnerPlace:
+    """Where one runner sits in its run: assigned by the driver (run.envs_per_actor, the run's seed, the actor's
+    id and incarnation), never a user's key."""
+
+    num_envs: int = 1
+    """Envs stepped together in one vector env (planning is batched over them)."""
+    seed: int = 0
+    """Seed of the envs' first reset and of random exploration."""
+    actor_id: int = 0
+    """Id stamped on every segment."""
+    first_episode: int = 0
+    """Episode id of env 0's first episode (env i takes first_episode + i, then + M each): a restarted or resumed
+    actor starts past every id its earlier incarnations wrote, so (actor_id, episode_id) never repeats."""
+
+
 class EpisodeRunner:
     """Steps M envs with the agent, buffers per-env steps, and emits finished segments to `sink`."""
 
-    def __init__(self, env: str | EnvSpec, agent: Agent, cfg: RunnerConfig, sink: Callable[[Segment], None]):
-        self.env_id, self.agent, self.cfg, self.sink = as_spec(env).id, agent, cfg, sink
-        self.envs = make_vector_env(env, cfg.num_envs)
-        self.envs.action_space.seed(cfg.seed)
-        self.obs, _ = self.envs.reset(seed=cfg.seed)
-        self.stm = ShortTermMemory(cfg.num_envs)
+    def __init__(self, env: str | EnvSpec, agent: Agent, cfg: RunnerConfig, sink: Callable[[Segment], None],
+                 place: RunnerPlace = RunnerPlace()):
+        self.env_id, self.agent, self.cfg, self.sink, self.place = as_spec(env).id, agent, cfg, sink, place
+        m = self.num_envs = place.num_envs
+        self.envs = make_vector_env(env, m)
+        self.envs.action_space.seed(place.seed)
+        self.obs, _ = self.envs.reset(seed=place.seed)
+        self.stm = ShortTermMemory(m)
         self.policy_version = 0
-        m = cfg.num_envs
         self._buf: list[list[dict]] = [[] for _ in range(m)]
         self._first_step = np.zeros(m, dtype=np.int64)
-        self._episode = cfg.first_episode + np.arange(m, dtype=np.int64)  # env i: first + i, then + M each
+        self._episode = place.first_episode + np.arange(m, dtype=np.int64)  # env i: first + i, then + M each
         self._ret = np.zeros(m)
         self._len = np.zeros(m, dtype=np.int64)
         self.env_steps = 0
@@ -81,7 +90,7 @@ class EpisodeRunner:
             final = nxt
             if done.any():
                 final = _with_final_obs(nxt, info, done)
-            for i in range(self.cfg.num_envs):
+            for i in range(self.num_envs):
                 self._buf[i].append({**flatten_columns("obs", _row(self.obs, i)), "action": np.asarray(action[i]),
                                      "reward": np.float32(reward[i]), "terminated": bool(term[i]),
                                      "truncated": bool(trunc[i]), **flatten_columns("next_obs", _row(final, i)),
@@ -93,20 +102,20 @@ class EpisodeRunner:
                 if done[i]:
                     self.episodes.append((float(self._ret[i]), int(self._len[i])))
                     self._ret[i], self._len[i] = 0.0, 0
-                    self._episode[i] += self.cfg.num_envs
+                    self._episode[i] += self.num_envs
                     self._first_step[i] = 0
             if done.any():
                 self.stm.reset(done)
             self.obs = nxt
-            self.env_steps += self.cfg.num_envs
-        return n * self.cfg.num_envs
+            self.env_steps += self.num_envs
+        return n * self.num_envs
 
     def _flush(self, i: int) -> None:
         rows = self._buf[i]
         if not rows:
             return
         data = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
-        meta = SegmentMeta(actor_id=self.cfg.actor_id, env_id=self.env_id, episode_id=int(self._episode[i]),
+        meta = SegmentMeta(actor_id=self.place.actor_id, env_id=self.env_id, episode_id=int(self._episode[i]),
                            first_step=int(self._first_step[i]), policy_version=self.policy_version)
         self._first_step[i] += len(rows)
         self._buf[i] = []
@@ -114,7 +123,7 @@ class EpisodeRunner:
 
     def flush_all(self) -> None:
         """Emit every partial segment (at shutdown: nothing stepped is left unstored)."""
-        for i in range(self.cfg.num_envs):
+        for i in range(self.num_envs):
             self._flush(i)
 
     def close(self) -> None:

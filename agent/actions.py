@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from ami.agent.perception import to_device
 from gymnasium import spaces
+
+from ami.agent.perception import to_device
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The Agent facade: perception -> world model -> cost -> planner, and the update step the learner calls."""
+"""The Agent facade: perception -> world model -> cost -> planner (agent/update.py trains it: the learner owns that)."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from gymnasium import spaces
+
 from ami.agent.actions import ActionSpec
 from ami.agent.belief import History, belief_space
 from ami.agent.config import AgentConfig, PlannerConfig
 from ami.agent.cost import Critic, IntrinsicCost
 from ami.agent.fastmath import fast_fp32_matmul
-from ami.agent.goal import goal_obs, is_goal_space, state_obs, state_space
+from ami.agent.goal import goal_conditioned, goal_obs, state_obs, state_space
 from ami.agent.hierarchy import Level2, TwoLevelPlanner
 from ami.agent.perception import obs_to_tensor
 from ami.agent.planner import Planner
 from ami.agent.policy import Policy
 from ami.agent.short_term import ShortTermMemory
-from ami.agent.update import Updater
 from ami.agent.world_model import WorldModel
-from gymnasium import spaces
 
 
 @dataclass
@@ -73,7 +73,8 @@ class LatentModel:
 
 
 class Agent(torch.nn.Module):
-    """Owns every module; `act` for actors, `update` for the learner. Device is passed in, never assumed."""
+    """Owns every module and acts (`act`); the learner trains it through an `agent.update.Updater`. Device is
+    passed in, never assumed."""
 
     def __init__(self, obs_space: spaces.Space, action_space: spaces.Space, cfg: AgentConfig,
                  device: torch.device | str = "cpu"):
@@ -84,7 +85,7 @@ class Agent(torch.nn.Module):
         wm = cfg.world_model
         # goal tasks on {'observation', 'goal'} spaces: the world model sees the state part only, and the goal
         # observation goes through the same encoder to give the goal latent
-        self.goal_conditioned = cfg.cost.goal_weight > 0 and is_goal_space(obs_space)
+        self.goal_conditioned = goal_conditioned(cfg.cost.goal_weight, obs_space)
         self.belief = cfg.belief == "on"  # s_t from the recent history (agent/belief.py), else from obs_t alone
         seen = state_space(obs_space) if self.goal_conditioned else obs_space
         if self.belief:
@@ -110,7 +111,6 @@ class Agent(torch.nn.Module):
             for m in (self.world_model.encoder, self.world_model.predictor, self.world_model.done_head,
                       self.cost.task_head, *self.critic.members, self.policy.net):
                 m.compile()
-        self._updater = None  # built on first update: acting-only copies never need optimisers
 
     # ----- acting -------------------------------------------------------------------------------------------
     def value(self, s: torch.Tensor) -> torch.Tensor:
@@ -171,18 +171,6 @@ class Agent(torch.nn.Module):
         a0, plan, cost = self.planner.plan(model, s, short_term.warm_start(self.planner), explore)
         short_term.record(s, a0, plan, cost)
         return a0
-
-    def update(self, batch: dict[str, np.ndarray], priorities: bool = False) -> dict[str, float]:
-        """One gradient step of world model, cost head, critic and mode-1 on a batch of windows (`priorities`:
-        leave each window's TD error in `updater.last_priorities`, for prioritized replay)."""
-        return self.updater.step(batch, priorities)
-
-    @property
-    def updater(self):
-        """The optimisers' owner (created lazily)."""
-        if self._updater is None:
-            self._updater = Updater(self)
-        return self._updater
 
     # ----- weights ------------------------------------------------------------------------------------------
     def weights(self) -> dict[str, torch.Tensor]:

@@ -114,8 +114,6 @@ class OptimConfig:
     """Adam learning rate of the world model, heads and critic."""
     policy_lr: float = 3e-4
     """Adam learning rate of the mode-1 policy."""
-    batch_size: int = 256
-    """Windows per update."""
     grad_clip: float = 20.0
     """Max global grad norm."""
     entropy_coef: float = 1e-4
@@ -203,3 +201,28 @@ class AgentConfig:
     partially observed (metadata 'partially_observed'); `ami train` records what 'auto' became."""
     history: int = 4
     """Steps the belief state sees: the current observation and the history-1 before it, with their actions."""
+
+
+PLANNER_KINDS = ("mppi", "mppi+grad", "cem", "grad", "policy")
+"""agent/planner.py's searches ('policy': mode 1 alone, no search)."""
+ENCODER_KINDS = ("auto", "mlp", "cnn")
+TARGETS = ("sg", "ema", "grad")
+"""How the prediction target is made: stop-gradient, an EMA copy of the encoder, or full gradient."""
+AUTOCASTS = ("none", "bf16", "fp16")
+
+
+def problems(cfg: AgentConfig) -> list[str]:
+    """What makes `cfg` unusable, one line each (empty: it builds and trains). Checked when a run's config is
+    resolved, so a bad value exits before anything starts instead of failing at the first plan."""
+    out = []
+    for where, kind in (("planner", cfg.planner.kind), ("hierarchy.planner", cfg.hierarchy.planner.kind)):
+        if kind not in PLANNER_KINDS:
+            out.append(f"agent.{where}.kind must be one of {', '.join(PLANNER_KINDS)}, got {kind!r}")
+    choices = (("encoder.kind", cfg.encoder.kind, ENCODER_KINDS), ("world_model.target", cfg.world_model.target,
+               TARGETS), ("optim.autocast", cfg.optim.autocast, AUTOCASTS))
+    out += [f"agent.{key} must be one of {', '.join(ok)}, got {value!r}" for key, value, ok in choices
+            if value not in ok]
+    counts = (("optim.health_every", cfg.optim.health_every), ("cost.critic_ensemble", cfg.cost.critic_ensemble),
+              ("hierarchy.replan_every", cfg.hierarchy.replan_every), ("planner.horizon", cfg.planner.horizon))
+    out += [f"agent.{key} must be positive, got {value}" for key, value in counts if value < 1]
+    return out

@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from gymnasium import spaces
+
 from ami.agent.config import AgentConfig, CostConfig, EncoderConfig, HierarchyConfig, PlannerConfig, WorldModelConfig
 from ami.agent.goal import is_goal_space
 from ami.agent.perception import is_image
-from gymnasium import spaces
 
 
 @dataclass(frozen=True)

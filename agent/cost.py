@@ -12,9 +12,10 @@ from __future__ import annotations
 import copy
 
 import torch
+from torch import nn
+
 from ami.agent.config import CostConfig
 from ami.agent.nets import ema_, mlp, symexp, symlog
-from torch import nn
 
 
 class IntrinsicCost(nn.Module):

@@ -16,6 +16,11 @@ def is_goal_space(space: spaces.Space) -> bool:
             and space[STATE_KEY] == space[GOAL_KEY])
 
 
+def goal_conditioned(goal_weight: float, space: spaces.Space) -> bool:
+    """The agent reaches goals (reward-free): a goal cost is on and the observations carry the goal."""
+    return goal_weight > 0 and is_goal_space(space)
+
+
 def state_space(space: spaces.Dict) -> spaces.Space:
     return space[STATE_KEY]
 

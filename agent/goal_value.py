@@ -15,10 +15,11 @@ from __future__ import annotations
 import copy
 
 import torch
+from torch import nn
+
 from ami.agent.config import HierarchyConfig
 from ami.agent.losses import masked_mean
 from ami.agent.nets import ema_, mlp
-from torch import nn
 
 
 class GoalValue(nn.Module):

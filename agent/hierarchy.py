@@ -21,13 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from ami.agent.actions import ActionSpec
 from ami.agent.config import HierarchyConfig
 from ami.agent.goal_value import GoalValue
 from ami.agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
 from ami.agent.nets import mlp
 from ami.agent.planner import Planner, trajectory_cost
-from torch import nn
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

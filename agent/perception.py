@@ -7,10 +7,11 @@ import math
 
 import numpy as np
 import torch
-from ami.agent.config import EncoderConfig
-from ami.agent.nets import mlp
 from gymnasium import spaces
 from torch import nn
+
+from ami.agent.config import EncoderConfig
+from ami.agent.nets import mlp
 
 
 def is_image(space: spaces.Space) -> bool:

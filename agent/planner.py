@@ -15,6 +15,7 @@ from typing import Protocol
 
 import torch
 import torch.nn.functional as F
+
 from ami.agent.actions import ActionSpec
 from ami.agent.config import PlannerConfig
 

@@ -7,9 +7,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from ami.agent.actions import ActionSpec
 from ami.agent.nets import mlp
-from torch import nn
 
 
 class Policy(nn.Module):

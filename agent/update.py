@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from ami.agent.belief import next_history
 from ami.agent.fastmath import fast_fp32_matmul
 from ami.agent.goal import state_obs
@@ -60,7 +61,8 @@ def bootstrap_positions(mask: torch.Tensor, n_step: int) -> torch.Tensor:
 
 
 class Updater:
-    """Optimisers and running statistics of one agent's training."""
+    """Optimisers and running statistics of one agent's training (the learner owns it; acting copies of the
+    agent never build one)."""
 
     def __init__(self, agent: Agent):
         self.agent = agent
@@ -76,7 +78,6 @@ class Updater:
         # running spread of Q, normalises the policy objective across tasks; a tensor, so no host sync per update
         self.q_scale = torch.ones((), device=agent.device)
         self.steps = 0
-        self.last_priorities: np.ndarray | None = None
 
     def state_dict(self) -> dict:
         return {"model_opt": self.model_opt.state_dict(), "policy_opt": self.policy_opt.state_dict(),
@@ -92,9 +93,10 @@ class Updater:
         dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.agent.cfg.optim.autocast]
         return torch.autocast(self.agent.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def step(self, batch: dict[str, np.ndarray], priorities: bool = False) -> dict[str, float]:
-        """One update; `priorities` also leaves each window's TD error in `last_priorities` (prioritized replay
-        only: it costs a device-to-host copy)."""
+    def step(self, batch: dict[str, np.ndarray], priorities: bool = False) -> tuple[dict[str, float],
+                                                                                 np.ndarray | None]:
+        """One gradient step of world model, cost head, critic and mode-1 on a batch of windows: (metrics, each
+        window's TD error when `priorities`, else None; prioritized replay only: it costs a device-to-host copy)."""
         with fast_fp32_matmul(self.agent.device):
             return self._step(batch, priorities)
 
@@ -162,7 +164,7 @@ class Updater:
                  "loss_z": z_loss, "loss_cost": cost_loss, "loss_done": done_loss, "loss_critic": critic_loss}
         return total, terms, zs, s0, target, td
 
-    def _step(self, batch: dict[str, np.ndarray], priorities: bool) -> dict[str, float]:
+    def _step(self, batch: dict[str, np.ndarray], priorities: bool) -> tuple[dict[str, float], np.ndarray | None]:
         ag, cfg = self.agent, self.agent.cfg
         obs, next_obs, act, env_cost, term, mask, mw = self._tensors(batch)
         with self._autocast():
@@ -177,8 +179,7 @@ class Updater:
         total.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.model_params, cfg.optim.grad_clip, foreach=True)
         self.model_opt.step()
-        if priorities:
-            self.last_priorities = td.mean(0)[:, 0].detach().sqrt().cpu().numpy()
+        prio = td.mean(0)[:, 0].detach().sqrt().cpu().numpy() if priorities else None
 
         # goal tasks act by planning alone (mode-1 is trained on a critic that knows no goals)
         pol = {} if ag.goal_conditioned else self._policy_step(zs.detach(), act, mask)
@@ -193,7 +194,7 @@ class Updater:
         if self.steps % cfg.optim.health_every == 0:  # an SVD: measured every few updates, not every one
             out.update(representation_health(s0.detach()))
         self.steps += 1
-        return out
+        return out, prio
 
     def _td_targets(self, nxt: torch.Tensor, env_cost: torch.Tensor, act: torch.Tensor, term: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:

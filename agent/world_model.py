@@ -14,13 +14,14 @@ from __future__ import annotations
 import copy
 
 import torch
+from gymnasium import spaces
+from torch import nn
+
 from ami.agent.actions import ActionSpec
 from ami.agent.config import EncoderConfig, WorldModelConfig
 from ami.agent.losses import gaussian_kl
 from ami.agent.nets import ema_, mlp
 from ami.agent.perception import make_encoder
-from gymnasium import spaces
-from torch import nn
 
 
 class WorldModel(nn.Module):

@@ -23,9 +23,11 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
-from ami.actors.runner import EpisodeRunner, RunnerConfig, evaluate
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace, evaluate
 from ami.agent.agent import Agent
 from ami.agent.configurator import HIERARCHY_MIN_EPISODE, ComputeBudget, configure, plan_config
+from ami.agent.update import Updater
 from ami.envs import register_envs
 from ami.memory.local import LocalReplay
 
@@ -54,8 +56,7 @@ def make_agent(env_id: str, plan_evals: int, episode_steps: int, hierarchical: b
             h, planner=dataclasses.replace(h.planner, horizon=level2_horizon)))
     small = dict(hidden=64, latent_dim=16)  # tiny nets: the 2D tasks need no more, and CPU time is scarce
     cfg = dataclasses.replace(cfg, world_model=dataclasses.replace(cfg.world_model, **small),
-                              encoder=dataclasses.replace(cfg.encoder, hidden=64),
-                              optim=dataclasses.replace(cfg.optim, batch_size=128))
+                              encoder=dataclasses.replace(cfg.encoder, hidden=64))
     return Agent(env.observation_space, env.action_space, cfg, device=device)
 
 
@@ -66,19 +67,24 @@ def agent_space(env_id: str) -> gym.Space:
 def collect(env_id: str, agent: Agent, steps: int, seed: int = 0, num_envs: int = 8, repeat: int = 8) -> LocalReplay:
     """Reward-free exploration data: uniformly random actions, each held for `repeat` steps."""
     replay = LocalReplay(steps + 1000, seed=seed)
-    cfg = RunnerConfig(num_envs=num_envs, seed=seed, random_repeat=repeat)
-    runner = EpisodeRunner(env_id, agent, cfg, replay.add)
+    runner = EpisodeRunner(env_id, agent, RunnerConfig(random_repeat=repeat), replay.add,
+                           RunnerPlace(num_envs=num_envs, seed=seed))
     runner.step(steps // num_envs, random=True)
     runner.flush_all()
     runner.close()
     return replay
 
 
+BATCH = 128
+"""Windows per update of the small goal agents."""
+
+
 def train(agent: Agent, replay: LocalReplay, updates: int, window: int = 8) -> dict[str, float]:
     m: dict[str, float] = {}
+    updater = Updater(agent)
     for _ in range(updates):
-        b = replay.sample(agent.cfg.optim.batch_size, window)
-        m = agent.update({**b.data, "mask": b.mask, "weights": b.weights})
+        b = replay.sample(BATCH, window)
+        m, _ = updater.step({**b.data, "mask": b.mask, "weights": b.weights})
     return m
 
 

@@ -23,9 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ami.agent.short_term import ShortTermMemory
-from ami.learner.learner import batch_to_dict
 from profile_step import build, random_replay
+
+from ami.agent.short_term import ShortTermMemory
+from ami.agent.update import Updater
+from ami.learner.learner import batch_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 BIG = {"world_model": {"hidden": 700, "latent_dim": 256}, "encoder": {"hidden": 700}}  # ~5M parameters (HalfCheetah)
@@ -57,8 +59,8 @@ def updates(env_id: str, device: str) -> dict:
             params = sum(p.numel() for p in agent.parameters())
             replay = random_replay(env, 8192)
             batches = [batch_to_dict(replay.sample(256, cfg.learner.window)) for _ in range(8)]
-            it = iter(range(10**9))
-            rate = _rate(lambda a=agent, b=batches, i=it: a.update(b[next(i) % 8]), device)
+            it, updater = iter(range(10**9)), Updater(agent)
+            rate = _rate(lambda u=updater, b=batches, i=it: u.step(b[next(i) % 8]), device)
             out[f"updates_per_s_{name}_{mode}"] = rate
             out[f"params_{name}"] = params
             print(f"update {name} ({params / 1e6:.2f} M params) {mode}: {rate:.0f} updates/s", flush=True)

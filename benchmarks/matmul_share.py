@@ -9,12 +9,14 @@ import time
 
 import numpy as np
 import torch
-from ami.agent.fastmath import fast_fp32_matmul
-from ami.agent.short_term import ShortTermMemory
-from ami.learner.learner import batch_to_dict
 from planner_throughput import linear_shapes, time_matmuls
 from profile_step import build, random_replay
 from torch.profiler import ProfilerActivity, profile
+
+from ami.agent.fastmath import fast_fp32_matmul
+from ami.agent.short_term import ShortTermMemory
+from ami.agent.update import Updater
+from ami.learner.learner import batch_to_dict
 
 
 def _median_s(fn, reps: int) -> float:
@@ -65,8 +67,9 @@ def update_share(env_id: str, reps: int = 30) -> dict:
     agent, env, cfg = build(env_id, "cpu")
     replay = random_replay(env, 4096)
     batch = batch_to_dict(replay.sample(cfg.learner.batch_size, cfg.learner.window))
-    per_call = _median_s(lambda: agent.update(batch), reps)
-    shapes = _product_shapes(lambda: agent.update(batch))
+    updater = Updater(agent)
+    per_call = _median_s(lambda: updater.step(batch), reps)
+    shapes = _product_shapes(lambda: updater.step(batch))
     mats = [(torch.randn(b, r, i), torch.randn(b, i, c)) for b, r, i, c in shapes]
     with fast_fp32_matmul(agent.device):  # the route the update's own products take
         mm = _median_s(lambda: [torch.bmm(x, y) if x.shape[0] > 1 else x[0] @ y[0] for x, y in mats], reps)

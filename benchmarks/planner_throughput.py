@@ -14,6 +14,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+
 from ami.agent.agent import Agent
 from ami.agent.configurator import configure
 from ami.agent.fastmath import fast_fp32_matmul

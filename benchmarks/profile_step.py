@@ -15,14 +15,18 @@ import time
 import gymnasium as gym
 import numpy as np
 import torch
+from torch.profiler import ProfilerActivity, profile
+
 from ami.agent.agent import Agent
 from ami.agent.short_term import ShortTermMemory
-from ami.cluster.config import TrainConfig, apply, resolve_agent
+from ami.agent.update import Updater
+from ami.cluster.config import TrainConfig, apply
+from ami.cluster.envinfo import inspect_env
+from ami.cluster.resolve import resolve_agent
 from ami.envs import register_envs
 from ami.learner.learner import batch_to_dict
 from ami.memory.core import Segment, SegmentMeta
 from ami.memory.local import LocalReplay
-from torch.profiler import ProfilerActivity, profile
 
 
 def build(env_id: str, device: str, overrides: dict | None = None) -> tuple[Agent, gym.Env, TrainConfig]:
@@ -30,7 +34,7 @@ def build(env_id: str, device: str, overrides: dict | None = None) -> tuple[Agen
     register_envs()
     env = gym.make(env_id)
     cfg = apply(TrainConfig(), {"run": {"device": device}, "agent": overrides or {}})
-    agent_cfg = resolve_agent(cfg, env.observation_space, env.action_space, env.spec.max_episode_steps)
+    agent_cfg = resolve_agent(cfg, inspect_env(env_id))
     return Agent(env.observation_space, env.action_space, agent_cfg, device=device), env, cfg
 
 
@@ -89,9 +93,9 @@ def main() -> None:
         stm = ShortTermMemory(n)
         show(f"act, {n} env(s)", lambda obs=obs, stm=stm: agent.act(obs, stm, explore=True), a.reps, a.rows)
     replay = random_replay(env, 4096)
-    lc = cfg.learner
+    lc, updater = cfg.learner, Updater(agent)
     show(f"update, batch {lc.batch_size} window {lc.window}",
-         lambda: agent.update(batch_to_dict(replay.sample(lc.batch_size, lc.window))), a.reps, a.rows)
+         lambda: updater.step(batch_to_dict(replay.sample(lc.batch_size, lc.window))), a.reps, a.rows)
 
 
 if __name__ == "__main__":

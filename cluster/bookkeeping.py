@@ -1,11 +1,12 @@
-"""Run bookkeeping shared by the inline and the Ray backends: counters, metrics lines, eval lines, checkpoint
-counters and the summary. Both backends feed it the same facts, so the run directory reads the same."""
+"""Run bookkeeping of the driver loop (cluster/loop.py), whichever backend: counters, metrics lines, eval lines,
+checkpoint counters and the summary, so the run directory reads the same."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
+
 from ami.cluster.config import TrainConfig
 from ami.cluster.rundir import RunDir
 
@@ -24,9 +25,8 @@ class RunBook:
         self.recent: list[float] = []
         self.last_eval: dict = {}
         self.last_eval_at = -1
-        r = cfg.run
-        self.next_log = (self.env_steps // r.log_every + 1) * r.log_every
-        self.next_eval = (self.env_steps // r.eval_every + 1) * r.eval_every
+        # multiples of learner.checkpoint_every this invocation's checkpoints covered (a resume counts afresh)
+        self.checkpoint_marks = 0
 
     # ----- counters -----------------------------------------------------------------------------------------
     def wall(self) -> float:
@@ -42,21 +42,6 @@ class RunBook:
         return {"env_steps": self.env_steps, "episodes": self.episodes, "wall_seconds": self.wall()}
 
     # ----- lines --------------------------------------------------------------------------------------------
-    def eval_due(self) -> bool:
-        """True (once per interval) when env steps crossed the next evaluation point."""
-        if self.env_steps < self.next_eval:
-            return False
-        while self.next_eval <= self.env_steps:
-            self.next_eval += self.cfg.run.eval_every
-        return True
-
-    def log_due(self) -> bool:
-        if self.env_steps < self.next_log:
-            return False
-        while self.next_log <= self.env_steps:
-            self.next_log += self.cfg.run.log_every
-        return True
-
     def eval_line(self, result: dict, updates: int, at_env_steps: int | None = None) -> None:
         """Record an evaluation (taken at `at_env_steps`, default now) in metrics.jsonl."""
         at = self.env_steps if at_env_steps is None else at_env_steps
@@ -78,7 +63,7 @@ class RunBook:
         return self.last_eval_at != self.env_steps
 
     def summary(self, updates: int, version: int, extra: dict | None = None) -> dict:
-        """Write summary.json (every DESIGN.md key plus backend extras) and return it."""
+        """Write summary.json (every key of docs/contracts.md, then the backend's extras) and return it."""
         r, ev = self.cfg.run, self.last_eval
         out = {"env_steps": self.env_steps, "updates": updates, "wall_seconds": self.wall(),
                "eval_return_mean": ev.get("eval_return_mean"), "eval_return_std": ev.get("eval_return_std"),
@@ -86,7 +71,7 @@ class RunBook:
                "backend": self.backend, "action_repeat": r.action_repeat,
                # env_steps are decisions; each one is action_repeat simulator steps (fewer only where an episode
                # ended inside a repeat)
-               "sim_steps": self.env_steps * r.action_repeat}
+               "sim_steps": self.env_steps * r.action_repeat, "checkpoint_marks": self.checkpoint_marks}
         if "eval_success_rate" in ev:
             out["eval_success_rate"] = ev["eval_success_rate"]
         out.update(extra or {})

@@ -1,5 +1,5 @@
-"""`ami train | eval | report` (DESIGN.md). Config errors print one line on stderr and exit 2 before anything
-is started or written."""
+"""`ami train | eval | report | scale` (docs/contracts.md). Config errors print one line on stderr and exit 2
+before anything is started or written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ami.cluster.config import ConfigError, build, env_defaults, env_spec, load_yaml, parse_override, task_defaults
+from ami.cluster.config import ConfigError, load_yaml, parse_override, to_dict
 
 EXIT_CONFIG = 2
 
@@ -51,26 +51,31 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def resolve_run(layers: list[dict]):
-    """(TrainConfig, EnvInfo) of a run from the user's layers: under them the env's defaults (DMC's action
-    repeat), then the task's (goal tasks); what the user set wins over both."""
-    from ami.cluster.envinfo import inspect_env
+REMOVED_KEYS = ("runner.num_envs", "runner.seed", "runner.actor_id", "runner.first_episode",
+                "agent.optim.batch_size")
+"""Keys a run directory's config.yaml may hold from before they were removed (the runtime assigned the runner's,
+learner.batch_size is the batch size): --resume drops them with one warning line."""
 
-    cfg = build(layers)
-    env_layer = env_defaults(cfg.run.env_id)
-    cfg = build([env_layer, *layers])
-    info = inspect_env(env_spec(cfg.run))
-    preset = task_defaults(cfg, info.observation_space, info.action_space, info.max_episode_steps)
-    if preset:
-        cfg = build([env_layer, preset, *layers])
-    if cfg.run.explore_env_id:
-        play = inspect_env(env_spec(cfg.run, cfg.run.explore_env_id))
-        if (play.observation_space, play.action_space) != (info.observation_space, info.action_space):
-            raise ConfigError(f"run.explore_env_id {play.env_id!r} has other spaces than {info.env_id!r}")
-    return cfg, info
+
+def drop_removed(recorded: dict, where: str) -> dict:
+    """`recorded` (a run's config.yaml) without REMOVED_KEYS; says on stderr which it dropped."""
+    dropped = []
+    for key in REMOVED_KEYS:
+        *parents, leaf = key.split(".")
+        node = recorded
+        for k in parents:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node:
+            del node[leaf]
+            dropped.append(key)
+    if dropped:
+        print(f"ami: warning: {where}: ignoring keys this version no longer has: {', '.join(dropped)}",
+              file=sys.stderr)
+    return recorded
 
 
 def _train(a: argparse.Namespace) -> int:
+    from ami.cluster.resolve import resolve_run
     from ami.cluster.rundir import RunDir, default_path
 
     layers: list[dict] = []
@@ -78,7 +83,8 @@ def _train(a: argparse.Namespace) -> int:
         rd = RunDir(Path(a.resume))
         if not (rd.path / "config.yaml").exists():
             raise ConfigError(f"--resume {a.resume}: no config.yaml there")
-        layers.append(rd.read_config())  # its resolved agent section re-applies as overrides
+        # its resolved agent section re-applies as overrides
+        layers.append(drop_removed(rd.read_config(), str(rd.path / "config.yaml")))
     if a.config:
         layers.append(load_yaml(a.config))
     flags = {k: v for k, v in {"env_id": a.env_id, "steps": a.steps, "actors": a.actors,
@@ -88,26 +94,28 @@ def _train(a: argparse.Namespace) -> int:
         layers.append({"run": flags})
     for o in a.overrides:
         layers.append(parse_override(o))
-    cfg, info = resolve_run(layers)
+    res = resolve_run(layers)
+    cfg = res.cfg
     if a.resume:
         run = RunDir(Path(a.resume))
     else:
         run = RunDir(Path(cfg.run.run_dir) if cfg.run.run_dir else default_path(cfg.run.env_id))
         if (run.path / "summary.json").exists() or run.latest_checkpoint.exists():
             raise ConfigError(f"run directory {run.path} already holds a run; use --resume {run.path}")
-    if cfg.run.backend == "ray":
+    if cfg.run.backend == "ray":  # (an address Ray cannot reach is a ConfigError too: nothing written yet)
         from ami.cluster.ray_driver import train_ray
         from ami.cluster.services import check_addresses, ray_address
 
         addr = ray_address(a.ray_address)
         check_addresses(a.redis_url, addr)
-        summary = train_ray(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
-                            redis_url=a.redis_url, ray_addr=addr, metrics_port=a.metrics_port)
+        train, where = train_ray, {"redis_url": a.redis_url, "ray_addr": addr}
     else:
         from ami.cluster.inline import train_inline
 
-        summary = train_inline(cfg, info, run, resume=bool(a.resume), progress=not a.no_progress,
-                               metrics_port=a.metrics_port)
+        train, where = train_inline, {}
+    record = None if a.resume else to_dict(cfg, res.agent)  # config.yaml of a new run (a resumed one has its own)
+    summary = train(cfg, res.agent, res.info, run, record, progress=not a.no_progress,
+                    metrics_port=a.metrics_port, **where)
     print(json.dumps({"run_dir": str(run.path), **summary}))
     return 0
 

@@ -1,8 +1,8 @@
 """Run configuration: frozen dataclasses <- YAML <- CLI flags <- `key.path=value` overrides, validated.
 
 Unknown keys and values of the wrong type raise ConfigError (the CLI turns it into one line and exit 2).
-The agent's section starts from the configurator's choice for the env and is then overridden, so a user only
-names what they want different.
+cluster/resolve.py puts the layers together once, over the env's and the task's defaults, and resolves the
+agent's section (the configurator's choice for the env, then the user's agent.* keys).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from ami.actors.runner import RunnerConfig
-from ami.envs.make import EnvSpec, default_action_repeat
+from ami.envs.make import EnvSpec
 from ami.learner.learner import LearnerConfig
 
 
@@ -263,97 +264,6 @@ def build(layers: list[dict]) -> TrainConfig:
 def env_spec(run: RunConfig, env_id: str = "") -> EnvSpec:
     """What makes the run's envs (`env_id`, e.g. run.explore_env_id, in place of run.env_id)."""
     return EnvSpec(env_id or run.env_id, dict(run.env_kwargs), run.action_repeat)
-
-
-def env_defaults(env_id: str) -> dict:
-    """Defaults an env id brings (a layer under the user's own): DMC's action repeat."""
-    import gymnasium as gym
-
-    try:
-        repeat = default_action_repeat(env_id)
-    except (ImportError, gym.error.Error):  # an id that cannot be made: inspect_env says why, in one line
-        return {}
-    return {"run": {"action_repeat": repeat}} if repeat != 1 else {}
-
-
-GOAL_RANDOM_REPEAT = 8
-"""Random exploration of goal tasks holds each action this many steps: the world model (and level 2's k-step
-predictor) must see moves that cross rooms, which single-step noise rarely makes (benchmarks/goal_reaching.py)."""
-
-
-GOAL_UPDATES_PER_STEP = 0.25
-"""Replay ratio of goal tasks: random play is cheap and the world model needs breadth of data more than
-updates (benchmarks/goal_reaching.py reaches 98% on TwoRooms with 0.15 updates per random step)."""
-
-
-def task_kind(cfg: TrainConfig, obs_space) -> str:
-    """'goal' or 'reward' for this run on this observation space; ConfigError when they do not fit."""
-    from ami.agent.goal import is_goal_space
-
-    goal_space = is_goal_space(obs_space)
-    if cfg.run.task == "goal" and not goal_space:
-        raise ConfigError(f"run.task=goal needs a Dict observation space with 'observation' and 'goal' of one "
-                          f"space; {cfg.run.env_id} has {obs_space}")
-    if cfg.run.task == "auto":
-        return "goal" if goal_space else "reward"
-    return cfg.run.task
-
-
-def task_defaults(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None) -> dict:
-    """Defaults a goal task brings (a layer under the user's own): reward-free exploration by held random
-    actions (only evaluation plans), a lower replay ratio, and windows long enough for level 2 (two k-step
-    chunks, so its k-step prediction has a target)."""
-    if task_kind(cfg, obs_space) != "goal":
-        return {}
-    import gymnasium as gym
-
-    agent = _configured(cfg, obs_space, action_space, episode_steps)
-    window = 2 * agent.hierarchy.k if agent.hierarchy.enabled else 8
-    out = {"runner": {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"},
-           "learner": {"window": window, "updates_per_step": GOAL_UPDATES_PER_STEP}}
-    base, _, version = cfg.run.env_id.rpartition("-v")
-    explore_id = f"{base}Explore-v{version}"
-    if base and not base.endswith("Explore") and explore_id in gym.registry:
-        out["run"] = {"explore_env_id": explore_id}
-    return out
-
-
-def _configured(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None,
-                partially_observed: bool = False):
-    from ami.agent.belief import belief_mode
-    from ami.agent.configurator import ComputeBudget, configure
-
-    budget = ComputeBudget(plan_evals=cfg.run.plan_evals, episode_steps=episode_steps or 1000, device=cfg.run.device)
-    base = configure(obs_space, action_space, task_kind(cfg, obs_space), budget)
-    agent = apply(base, cfg.agent, "agent.")
-    try:  # 'auto' (the default or the user's) becomes on/off by what the env declares
-        return dataclasses.replace(agent, belief=belief_mode(agent.belief, partially_observed))
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-
-
-def resolve_agent(cfg: TrainConfig, obs_space, action_space, episode_steps: int | None,
-                  partially_observed: bool = False):
-    """The configurator's AgentConfig for these spaces and the run's task (`partially_observed`: what the env
-    declares), with the user's agent.* overrides applied; ConfigError when the learner's windows cannot train it
-    or the belief state cannot see these observations."""
-    agent = _configured(cfg, obs_space, action_space, episode_steps, partially_observed)
-    if agent.belief == "on":  # checked here so that a bad pairing exits 2 before anything starts
-        from ami.agent.belief import belief_space
-
-        try:
-            belief_space(obs_space, 1, agent.history)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    o = agent.optim
-    if o.autocast not in ("none", "bf16", "fp16") or o.health_every < 1:
-        raise ConfigError(f"agent.optim.autocast must be 'none', 'bf16' or 'fp16' (got {o.autocast!r}) and "
-                          f"agent.optim.health_every positive (got {o.health_every})")
-    h = agent.hierarchy
-    if h.enabled and cfg.learner.window < 2 * h.k:
-        raise ConfigError(f"learner.window={cfg.learner.window} is too short for level 2: it needs at least "
-                          f"2 * agent.hierarchy.k = {2 * h.k} steps")
-    return agent
 
 
 def to_dict(cfg: TrainConfig, agent_cfg=None) -> dict:

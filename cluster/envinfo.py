@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gymnasium as gym
+
 from ami.cluster.config import ConfigError
 from ami.envs.make import EnvSpec, as_spec, episode_decisions, make_env, resolve_id
 from ami.envs.partial import is_partially_observed

@@ -51,6 +51,7 @@ def record_gif(env: EnvSpec, agent: Agent, out_dir: Path, seed: int) -> Path:
     matplotlib.use("Agg")
     import matplotlib.animation as animation
     import matplotlib.pyplot as plt
+
     from ami.agent.short_term import ShortTermMemory
 
     env = make_env(env, render_mode="rgb_array")

@@ -1,28 +1,28 @@
-"""The inline backend: one process alternates the episode runner and the learner.
+"""The inline backend: one process alternates the episode runner and the learner (no services needed).
 
-Same runner, learner, replay interface and run-directory bookkeeping (cluster.bookkeeping) as the Ray backend;
-no services needed.
+The driver loop (cluster/loop.py) is the Ray backend's; this backend's `step()` is one vector step of the runner
+and the updates the replay ratio then owes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import time
 
 import numpy as np
 import torch
-from ami.actors.runner import EpisodeRunner, TimedAgent, evaluate
+
+from ami.actors.runner import EpisodeRunner, RunnerPlace, TimedAgent, evaluate
 from ami.agent.agent import Agent
 from ami.cluster.bookkeeping import RunBook
-from ami.cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
+from ami.cluster.config import TrainConfig, env_spec
 from ami.cluster.envinfo import EnvInfo
 from ami.cluster.inline_metrics import InlineMetrics
+from ami.cluster.loop import drive
 from ami.cluster.rundir import RunDir
-from ami.learner.learner import Learner
+from ami.learner.learner import Learner, checkpoint_counters
 from ami.memory.local import LocalReplay
-from tqdm import tqdm
 
 
 def usable_cores() -> int:
@@ -37,81 +37,120 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_inline(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False,
+def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record: dict | None = None,
                  progress: bool = True, metrics_port: int | None = None) -> dict:
-    """Train for cfg.run.steps env steps; writes the run directory and returns the summary. Exports the same
-    driver, actor and learner metrics as a Ray run (the driver's endpoint on `metrics_port` when given)."""
+    """Train for cfg.run.steps env steps; writes the run directory (`record`: config.yaml of a new run, None:
+    resume from its checkpoint) and returns the summary. Exports the same driver, actor and learner metrics as a
+    Ray run (the driver's endpoint on `metrics_port` when given)."""
     r = cfg.run
     torch.set_num_threads(r.torch_threads or usable_cores())
     seed_everything(r.seed)
-    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps,
-                              info.partially_observed)
-    agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
-    replay = LocalReplay(r.replay_capacity, seed=r.seed)
-    runner_cfg = dataclasses.replace(cfg.runner, num_envs=r.envs_per_actor, seed=r.seed)
+    ckpt = run.latest_checkpoint.read_bytes() if record is None and run.latest_checkpoint.exists() else None
     run.create()
-    obs = InlineMetrics(run.path.name, r.env_id, metrics_port)
-
-    def sink(segment) -> None:
-        replay.add(segment)
-        obs.actor.segment()
-
-    runner = EpisodeRunner(env_spec(r, r.explore_env_id), TimedAgent(agent, obs.actor), runner_cfg, sink)
-    learner = Learner(agent, replay, cfg.learner)
-    counters = None
-    if resume and run.latest_checkpoint.exists():
-        counters = learner.load_checkpoint(run.latest_checkpoint)
-        runner.policy_version = learner.version
-    else:
-        run.write_config(to_dict(cfg, agent_cfg))
-    book = RunBook(cfg, run, counters, backend="inline")
-    bar = tqdm(total=r.steps, initial=book.env_steps, disable=not progress, unit="step", dynamic_ncols=True)
-
-    def do_eval() -> None:
-        res = evaluate(env_spec(r), agent, r.eval_episodes, seed=r.seed + 10_000 + book.env_steps)
-        book.eval_line(res, learner.updates)
-        obs.driver.evaluation(res)
-
-    t_obs, upd_obs = time.perf_counter(), learner.updates
+    backend = InlineBackend(cfg, agent_cfg, info, run, ckpt, metrics_port)
     try:  # endpoints down and the run's discovery file removed however the run ends
-        try:
-            while book.env_steps < r.steps:
-                random_phase = book.env_steps < cfg.learner.warmup_steps and book.resumed_at == 0
-                book.env_steps += runner.step(1, random=random_phase)
-                bar.update(r.envs_per_actor)
-                book.add_episodes(ret for ret, _ in runner.episodes)
-                obs.stepped(r.envs_per_actor, runner.episodes, runner.policy_version, learner.version)
-                runner.episodes.clear()
-                due = learner.due(book.env_steps)
-                if due and replay.size() >= cfg.learner.batch_size:
-                    t0 = time.perf_counter()
-                    published = learner.train(due)
-                    dt = time.perf_counter() - t0
-                    obs.trained(learner.last_metrics, due, dt, learner.version if published else None)
-                    if published:
-                        runner.policy_version = learner.version
-                now = time.perf_counter()
-                if now - t_obs >= 1.0:  # the driver's gauges, once a second (updates per wall second, as Ray's)
-                    ups, t_obs, upd_obs = (learner.updates - upd_obs) / (now - t_obs), now, learner.updates
-                    obs.progress(book, r.steps, ups, replay.stats())
-                if book.eval_due():
-                    do_eval()
-                    bar.set_postfix(eval=f"{book.last_eval['eval_return_mean']:.1f}", upd=learner.updates)
-                if book.log_due():
-                    book.log_line(learner.updates, learner.version, replay.size(), learner.drain_metrics())
-                ce = cfg.learner.checkpoint_every
-                if ce and learner.updates and learner.updates % ce == 0 and due:
-                    learner.save_checkpoint(run.checkpoints, book.counters())
-                    obs.learner.checkpoint_saved()
-        except KeyboardInterrupt:
-            pass  # stop cleanly: fall through to the final checkpoint and summary
-        finally:
-            bar.close()
-            runner.flush_all()
-            runner.close()
-        if book.needs_final_eval():
-            do_eval()
-        learner.save_checkpoint(run.checkpoints, book.counters())
+        book = RunBook(cfg, run, checkpoint_counters(ckpt) if ckpt else None, backend="inline")
+        return drive(cfg, run, book, backend, record, progress)
     finally:
-        obs.close()
-    return book.summary(learner.updates, learner.version)
+        backend.obs.close()
+
+
+class InlineBackend:
+    """The runner, the learner and a local replay in this process (cluster.loop.Backend)."""
+
+    live = 1
+    learner_up = True
+
+    def __init__(self, cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, ckpt: bytes | None,
+                 metrics_port: int | None):
+        r = cfg.run
+        self.cfg = cfg
+        self.agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
+        self.replay = LocalReplay(r.replay_capacity, seed=r.seed)
+        self.obs = InlineMetrics(run.path.name, r.env_id, metrics_port)
+        self.runner = EpisodeRunner(env_spec(r, r.explore_env_id), TimedAgent(self.agent, self.obs.actor),
+                                    cfg.runner, self._sink, RunnerPlace(num_envs=r.envs_per_actor, seed=r.seed))
+        self.learner = Learner(self.agent, self.replay, cfg.learner)
+        base = checkpoint_counters(ckpt) if ckpt else {}
+        if ckpt:
+            self.learner.restore(ckpt)
+            self.runner.policy_version = self.learner.version
+        self._steps = int(base.get("env_steps", 0))
+        self.fresh = ckpt is None  # random play during warm-up (a resumed run has had its own)
+        self._evals: list[tuple[dict, int, int]] = []
+
+    def _sink(self, segment) -> None:
+        self.replay.add(segment)
+        self.obs.actor.segment()
+
+    # ----- progress -----------------------------------------------------------------------------------------
+    @property
+    def env_steps(self) -> int:
+        return self._steps
+
+    @property
+    def updates(self) -> int:
+        return self.learner.updates
+
+    @property
+    def version(self) -> int:
+        return self.learner.version
+
+    def step(self) -> bool:
+        if self._steps >= self.cfg.run.steps:
+            return False
+        m = self.runner.num_envs
+        self._steps += self.runner.step(1, random=self.fresh and self._steps < self.cfg.learner.warmup_steps)
+        self.obs.stepped(m, self.runner.episodes, self.runner.policy_version, self.learner.version)
+        due = self.learner.due(self._steps)
+        if due and self.replay.size() >= self.cfg.learner.batch_size:
+            t0 = time.perf_counter()
+            published = self.learner.train(due)
+            self.obs.trained(self.learner.last_metrics, due, time.perf_counter() - t0,
+                             self.learner.version if published else None)
+            self.runner.policy_version = self.learner.version
+        return True
+
+    def returns(self) -> list[float]:
+        out = [ret for ret, _ in self.runner.episodes]
+        self.runner.episodes.clear()
+        return out
+
+    # ----- evaluation ---------------------------------------------------------------------------------------
+    def can_evaluate(self) -> bool:
+        return True
+
+    def start_eval(self, seed: int) -> None:
+        self._evals.append((self.evaluate_now(seed), self._steps, self.learner.updates))
+
+    def evaluations(self, block: bool = False) -> list[tuple[dict, int, int]]:
+        out, self._evals = self._evals, []
+        return out
+
+    def evaluate_now(self, seed: int) -> dict:
+        return evaluate(env_spec(self.cfg.run), self.agent, self.cfg.run.eval_episodes, seed=seed)
+
+    # ----- the rest of the Backend protocol ------------------------------------------------------------------
+    def checkpoint(self, counters: dict) -> bytes:
+        data = self.learner.checkpoint(counters)
+        self.obs.learner.checkpoint_saved()
+        return data
+
+    def replay_size(self) -> int:
+        return self.replay.size()
+
+    def replay_stats(self) -> dict:
+        return self.replay.stats()
+
+    def log_extras(self) -> dict:
+        return self.learner.drain_metrics()
+
+    def postfix(self) -> dict:
+        return {}
+
+    def finish(self, interrupted: bool) -> None:
+        self.runner.flush_all()
+        self.runner.close()
+
+    def extras(self, interrupted: bool) -> dict:
+        return {"interrupted": interrupted}

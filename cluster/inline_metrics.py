@@ -41,9 +41,11 @@ class InlineMetrics:
         if version is not None:
             self.learner.published(version)
 
-    def progress(self, book, target: int, updates_per_s: float, replay_stats: Mapping[str, float]) -> None:
-        self.driver.progress(book.env_steps, target, book.episodes, updates_per_s, 1)
-        self.roles["driver"].replay.observe_server(replay_stats)
+    def progress(self, book, target: int, updates_per_s: float, live: int,
+                 replay_stats: Mapping[str, float] | None) -> None:
+        self.driver.progress(book.env_steps, target, book.episodes, updates_per_s, live)
+        if replay_stats:
+            self.roles["driver"].replay.observe_server(replay_stats)
         self.driver.discovery(len(self.disc))
 
     def close(self) -> None:

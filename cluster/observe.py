@@ -9,6 +9,7 @@ Asking a restarting actor for its target never blocks the driver's loop: the ans
 from __future__ import annotations
 
 import ray
+
 from ami.telemetry.discovery import Discovery
 from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 

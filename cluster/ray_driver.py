@@ -1,87 +1,89 @@
-"""The Ray backend's driver: `ami train --backend ray`.
+"""The Ray backend: `ami train --backend ray`.
 
 Places one LearnerActor (on a GPU node when the cluster has one), one EvaluatorActor and K ActorWorkers
-(spread round-robin over nodes), then watches them: progress bar, metrics.jsonl lines, evaluations every E env steps,
-checkpoints every C updates, and RUN_DIR/scale.json (written by `ami scale`) to add or remove actors while the
-run goes on. Ctrl-C stops the actors, writes the final checkpoint and summary, and stops what ami started.
+(spread round-robin over nodes); the driver loop (cluster/loop.py) then polls them through `RayBackend.step()`,
+which also reads RUN_DIR/scale.json (written by `ami scale`) to add or remove actors while the run goes on.
+Ctrl-C stops the actors, writes the final checkpoint and summary, and stops what ami started.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-import time
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 from ami.actors.ray_actor import ActorSpec, ActorWorker, EvaluatorActor
+from ami.actors.runner import RunnerPlace
 from ami.cluster.bookkeeping import RunBook
-from ami.cluster.config import TrainConfig, env_spec, resolve_agent, to_dict
+from ami.cluster.config import TrainConfig, env_spec
 from ami.cluster.envinfo import EnvInfo
+from ami.cluster.loop import drive
 from ami.cluster.observe import RunObserver
 from ami.cluster.ray_figures import RunFigures
 from ami.cluster.recovery import DEAD, UNREACHABLE, Recovery
 from ami.cluster.rundir import RunDir
 from ami.cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from ami.cluster.services import Services
-from ami.learner.ray_learner import LearnerActor, read_checkpoint_counters
+from ami.learner.learner import checkpoint_counters
+from ami.learner.ray_learner import LearnerActor
 from ami.memory.config import ReplayConfig
 from ami.memory.redis_replay import RedisReplay
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from tqdm import tqdm
+from ami.memory.run_keys import RunKeys
 
 
-def train_ray(cfg: TrainConfig, info: EnvInfo, run: RunDir, resume: bool = False, progress: bool = True,
-              redis_url: str | None = None, ray_addr: str | None = None, metrics_port: int | None = None) -> dict:
-    """Train with Ray actors and a Ray learner on a Redis replay; returns the summary (also in summary.json)."""
-    agent_cfg = resolve_agent(cfg, info.observation_space, info.action_space, info.max_episode_steps,
-                              info.partially_observed)
-    ckpt = run.latest_checkpoint.read_bytes() if resume and run.latest_checkpoint.exists() else None
+def train_ray(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record: dict | None = None,
+              progress: bool = True, redis_url: str | None = None, ray_addr: str | None = None,
+              metrics_port: int | None = None) -> dict:
+    """Train with Ray actors and a Ray learner on a Redis replay (`record`: config.yaml of a new run, None:
+    resume from its checkpoint); returns the summary (also in summary.json)."""
+    ckpt = run.latest_checkpoint.read_bytes() if record is None and run.latest_checkpoint.exists() else None
     services = Services(redis_url, ray_addr, cfg.runtime.num_cpus, cfg.runtime.redis_aof).start()
     try:
         run.create()
-        if not resume:
-            run.write_config(to_dict(cfg, agent_cfg))
-        job = RayRun(cfg, info, run, agent_cfg, services, ckpt, metrics_port)
+        book = RunBook(cfg, run, checkpoint_counters(ckpt) if ckpt else None, backend="ray")
+        backend = RayBackend(cfg, info, run, agent_cfg, services, book, ckpt, metrics_port)
         try:
-            return job.train(progress)
+            return drive(cfg, run, book, backend, record, progress)
         finally:
-            job.close()
+            backend.close()
     finally:
         services.close()
 
 
-class RayRun(Recovery, RunFigures):
-    """One run's actors, learner and evaluator, and the loop that watches them."""
+class RayBackend(Recovery, RunFigures):
+    """One run's actors, learner and evaluator, polled by the driver loop (cluster.loop.Backend)."""
 
     def __init__(self, cfg: TrainConfig, info: EnvInfo, run: RunDir, agent_cfg, services: Services,
-                 ckpt: bytes | None, metrics_port: int | None = None):
+                 book: RunBook, ckpt: bytes | None, metrics_port: int | None = None):
         r, rt = cfg.run, cfg.runtime
         url = services.url
         self.cfg, self.info, self.run, self.agent_cfg, self.url = cfg, info, run, agent_cfg, url
-        self.services, self.ckpt0 = services, ckpt
+        self.services, self.ckpt0, self.book = services, ckpt, book
         self.obs = RunObserver(run.path.name, r.env_id, metrics_port, services.metrics_bind)
-        counters = read_checkpoint_counters(ckpt) if ckpt else None
-        self.book = RunBook(cfg, run, counters, backend="ray")
+        counters = checkpoint_counters(ckpt) if ckpt else None
         self.fresh = ckpt is None
+        self.env_steps = book.env_steps
+        self._returns: list[float] = []
         path = run.path.resolve()  # one replay namespace per run directory
         ns = f"ami:{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
         self.replay_cfg = ReplayConfig(capacity_transitions=r.replay_capacity, namespace=f"{ns}:replay",
                                        seed=r.seed, socket_timeout_s=rt.redis_timeout_s)
-        self.budget_key = f"{ns}:budget"
+        self.namespace = ns
         self.replay = RedisReplay(self.replay_cfg, url)  # the driver's view: sizes and counters
         if self.fresh:
             self.replay.clear()
         self.inserted0 = int(self.replay.stats().get("inserted_transitions", 0))
-        self.replay.shards[0].client.set(self.budget_key, self.book.env_steps)
-        version_key = f"{ns}:version"  # the highest weights version ever published (a restarted learner goes on)
-        self.replay.shards[0].client.set(version_key, counters["version"] if counters else 0)
+        self.keys = RunKeys(url, ns, rt.redis_timeout_s)
+        self.keys.set_budget(book.env_steps)
+        self.keys.set_version(counters["version"] if counters else 0)
         gpus = rt.learner_gpus if rt.learner_gpus >= 0 else (1.0 if ray.cluster_resources().get("GPU") else 0.0)
         device = "cuda" if gpus > 0 else r.device
         self.learner = LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=rt.max_restarts).remote(
             info.observation_space, info.action_space, agent_cfg, cfg.learner, self.replay_cfg, url, device,
-            r.seed, self.book.env_steps, rt.learner_chunk, ckpt, r.env_id, services.metrics_bind, version_key,
+            r.seed, book.env_steps, rt.learner_chunk, ckpt, r.env_id, services.metrics_bind, ns,
             threads=rt.learner_threads)
         self.obs.watch("learner", self.learner)
         self.learner_up = True
@@ -101,17 +103,18 @@ class RayRun(Recovery, RunFigures):
         self.lag_samples: list[int] = []
         scale_file = run.path / SCALE_FILE
         self.scale_mtime = scale_file.stat().st_mtime if scale_file.exists() else 0.0  # older requests: done
-        self.ce = cfg.learner.checkpoint_every
-        self.next_ckpt: int | None = None
         self.scale_to(r.actors)
+        self._write_running()
+        ray.get(self.learner.start.remote())
+        self.lstat = ray.get(self.learner.status.remote())
 
     # ----- actors -------------------------------------------------------------------------------------------
     def _spec(self, actor_id: int) -> ActorSpec:
         r, rt, lc = self.cfg.run, self.cfg.runtime, self.cfg.learner
         seed = r.seed + 7919 * actor_id + self.book.env_steps
-        runner = dataclasses.replace(self.cfg.runner, num_envs=r.envs_per_actor, seed=seed, actor_id=actor_id)
-        return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg, runner,
-                         self.replay_cfg, self.url, self.budget_key, r.steps, lc.warmup_steps,
+        place = RunnerPlace(num_envs=r.envs_per_actor, seed=seed, actor_id=actor_id)
+        return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg,
+                         self.cfg.runner, place, self.replay_cfg, self.url, self.namespace, r.steps, lc.warmup_steps,
                          lc.updates_per_step, rt.max_update_lag, rt.version_check_every, rt.claim_steps,
                          self.services.metrics_bind, env_spec(r, r.explore_env_id))
 
@@ -150,10 +153,7 @@ class RayRun(Recovery, RunFigures):
             self._write_running()
 
     def _write_running(self) -> None:
-        data = {"pid": os.getpid(), "actors": len(self.futures)}
-        tmp = self.run.path / f".{RUNNING_FILE}.tmp"
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, self.run.path / RUNNING_FILE)
+        self.run.write(RUNNING_FILE, json.dumps({"pid": os.getpid(), "actors": len(self.futures)}))
 
     # ----- the loop -----------------------------------------------------------------------------------------
     def _poll(self) -> None:
@@ -175,108 +175,92 @@ class RayRun(Recovery, RunFigures):
                 st = ray.get(ref, timeout=30)
             except UNREACHABLE:
                 continue  # crashed (noticed through its run() call) or still restarting
-            self.book.add_episodes(st["returns"])
+            self._returns.extend(st["returns"])
             self.status[i] = st
         self._poll_learner()
-        self.book.env_steps = self.book.resumed_at + sum(
+        self.env_steps = self.book.resumed_at + sum(
             s["env_steps"] + self.carried.get(i, {}).get("env_steps", 0) for i, s in self.status.items())
         for i in self.futures:  # policy lag, sampled: versions the acting weights are behind the learner's
             if i in self.status:
                 self.lag_samples.append(max(0, self.lstat["version"] - self.status[i]["version"]))
         self.obs.collect()
 
-    def _eval(self, block: bool = False) -> None:
-        if self.eval_pending is not None:
-            fut, at, upd = self.eval_pending
-            if ray.wait([fut], timeout=None if block else 0)[0]:
-                self.eval_pending = None
-                try:
-                    res = ray.get(fut)
-                except ray.exceptions.RayError:  # its weights died with a crashed learner: next interval
-                    return
-                self.book.eval_line(res, upd, at)
-                self.obs.driver.evaluation(res)
-        if self.learner_up and self.book.eval_due() and self.eval_pending is None:
-            latest = self._ask_learner("latest")
-            if latest is None or latest["ref"] is None:
-                return
-            seed = self.cfg.run.seed + 10_000 + self.book.env_steps
-            fut = self.evaluator.evaluate.remote(latest["ref"], latest["version"], seed)
-            self.eval_pending = (fut, self.book.env_steps, self.lstat["updates"])
+    # ----- the driver loop's Backend protocol ----------------------------------------------------------------
+    @property
+    def updates(self) -> int:
+        return self.lstat["updates"]
 
-    def _save_checkpoint(self) -> None:
-        data = self._ask_learner("checkpoint", self.book.counters())
-        if data is None:
+    @property
+    def version(self) -> int:
+        return self.lstat["version"]
+
+    @property
+    def live(self) -> int:
+        return len(self.futures)
+
+    def step(self) -> bool:
+        if not (self.futures or self._top_up()):
+            return False
+        self._poll()
+        self._check_scale_file()
+        return True
+
+    def returns(self) -> list[float]:
+        out, self._returns = self._returns, []
+        return out
+
+    def can_evaluate(self) -> bool:
+        return self.learner_up and self.eval_pending is None
+
+    def start_eval(self, seed: int) -> None:
+        latest = self._ask_learner("latest")
+        if latest is None or latest["ref"] is None:
             return
-        self.run.checkpoints.mkdir(parents=True, exist_ok=True)
-        tmp = self.run.checkpoints / f".latest.pt.{os.getpid()}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, self.run.latest_checkpoint)
+        fut = self.evaluator.evaluate.remote(latest["ref"], latest["version"], seed)
+        self.eval_pending = (fut, self.env_steps, self.lstat["updates"])
 
-    def train(self, progress: bool) -> dict:
-        r, book = self.cfg.run, self.book
-        self._write_running()
-        ray.get(self.learner.start.remote())
-        bar = tqdm(total=r.steps, initial=book.env_steps, disable=not progress, unit="step", dynamic_ncols=True)
-        t_prev, upd_prev, ups = time.perf_counter(), None, 0.0
-        interrupted = False
+    def evaluations(self, block: bool = False) -> list[tuple[dict, int, int]]:
+        if self.eval_pending is None:
+            return []
+        fut, at, upd = self.eval_pending
+        if not ray.wait([fut], timeout=None if block else 0)[0]:
+            return []
+        self.eval_pending = None
         try:
-            while self.futures or self._top_up():
-                self._poll()
-                self._check_scale_file()
-                self._eval()
-                upd = self.lstat["updates"]
-                now = time.perf_counter()
-                if upd_prev is not None and now > t_prev:
-                    ups = 0.7 * ups + 0.3 * (upd - upd_prev) / (now - t_prev)
-                t_prev, upd_prev = now, upd
-                if self.next_ckpt is None:
-                    self.next_ckpt = (upd // self.ce + 1) * self.ce if self.ce else None
-                if self.learner_up and self.next_ckpt is not None and upd >= self.next_ckpt:
-                    self._save_checkpoint()
-                    self.next_ckpt = (upd // self.ce + 1) * self.ce
-                lag_mean, _ = self._lag()
-                self.obs.progress(book, r.steps, ups, len(self.futures), self._replay_stats())
-                if book.log_due() and self.learner_up:
-                    extra = self._ask_learner("drain_metrics") or {}
-                    book.log_line(upd, self.lstat["version"], self._replay_size(),
-                                  {**extra, "updates_per_s": ups, "policy_lag_mean": lag_mean,
-                                   "actors": len(self.futures)})
-                bar.n = book.env_steps
-                ev = book.last_eval.get("eval_return_mean")
-                lag = self.lstat["version"] - min((s["version"] for s in self.status.values()), default=0)
-                bar.set_postfix(ep=book.episodes, eval="-" if ev is None else f"{ev:.1f}", upd_s=f"{ups:.1f}",
-                                lag=lag, refresh=True)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            bar.close()
-        return self._finish(interrupted)
+            return [(ray.get(fut), at, upd)]
+        except ray.exceptions.RayError:  # its weights died with a crashed learner: next interval
+            return []
 
-    def _finish(self, interrupted: bool) -> dict:
+    def evaluate_now(self, seed: int) -> dict:
+        w = ray.get(self.learner.current_weights.remote())
+        return ray.get(self.evaluator.evaluate.remote(w["ref"], w["version"], seed))
+
+    def checkpoint(self, counters: dict) -> bytes | None:
+        return self._ask_learner("checkpoint", counters)
+
+    def log_extras(self) -> dict:
+        return {**(self._ask_learner("drain_metrics") or {}), "policy_lag_mean": self._lag()[0],
+                "actors": len(self.futures)}
+
+    def postfix(self) -> dict:
+        return {"lag": self.lstat["version"] - min((s["version"] for s in self.status.values()), default=0)}
+
+    def finish(self, interrupted: bool) -> None:
         for h in self.handles.values():
             h.stop.remote()
         for i, f in list(self.futures.items()):
             ray.get(f)
             self.futures.pop(i)
         self._poll()
-        self.book.env_steps = self._stored()  # what the replay holds: a crashed actor's unstored steps never count
+        self.env_steps = self._stored()  # what the replay holds: a crashed actor's unstored steps never count
         if interrupted:
             ray.get(self.learner.stop.remote())
             self.lstat = ray.get(self.learner.status.remote())
         else:
-            self.lstat = ray.get(self.learner.finish.remote(self.book.env_steps))
-        if self.eval_pending is not None:
-            self._eval(block=True)
-        if self.book.needs_final_eval():
-            w = ray.get(self.learner.current_weights.remote())
-            res = ray.get(self.evaluator.evaluate.remote(w["ref"], w["version"], self.cfg.run.seed + 10_000
-                                                         + self.book.env_steps))
-            self.book.eval_line(res, self.lstat["updates"])
-            self.obs.driver.evaluation(res)
-        self._save_checkpoint()
-        self.obs.progress(self.book, self.cfg.run.steps, 0.0, 0, self._replay_stats())
-        return self.book.summary(self.lstat["updates"], self.lstat["version"], self._extras(interrupted))
+            self.lstat = ray.get(self.learner.finish.remote(self.env_steps))
+
+    def extras(self, interrupted: bool) -> dict:
+        return self._extras(interrupted)
 
     def close(self) -> None:
         """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""
@@ -286,5 +270,6 @@ class RayRun(Recovery, RunFigures):
             except Exception:
                 pass
         self.replay.close()
+        self.keys.close()
         self.obs.close()
         (self.run.path / RUNNING_FILE).unlink(missing_ok=True)

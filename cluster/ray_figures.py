@@ -1,13 +1,20 @@
-"""The figures a Ray run reports (mixed into cluster.ray_driver.RayRun): policy lag, replay views that survive
+"""The figures a Ray run reports (mixed into cluster.ray_driver.RayBackend): policy lag, replay views that survive
 a Redis restart, and the backend extras of summary.json."""
 
 from __future__ import annotations
 
 import numpy as np
 
+RAY_KEYS = ("actors", "actor_env_steps", "restarts", "recoveries", "actor_nodes", "learner_node", "learner_device",
+            "replay_inserted_transitions", "policy_lag_mean", "policy_lag_max", "segment_lag_mean", "versions_used",
+            "broadcast_latency_p50_ms", "broadcast_latency_p90_ms", "updates_per_s", "learner_busy_fraction",
+            "actor_paused_s", "env_steps_per_s", "weights_mb", "replay_dropped_transitions", "replay_write_retries",
+            "budget_claim_retries")
+"""The keys a Ray run's summary.json has beyond every backend's (docs/contracts.md)."""
+
 
 class RunFigures:
-    """Uses RayRun's status (per actor), carried (crashed incarnations), lstat, lag_samples, replay, restarts."""
+    """Uses RayBackend's status (per actor), carried (crashed incarnations), lstat, lag_samples, replay, restarts."""
 
     def _lag(self) -> tuple[float, int]:
         """Policy lag (mean, max) sampled at every poll: learner version minus each running actor's version."""
@@ -19,13 +26,13 @@ class RunFigures:
         seg = sum(s["segments"] for s in self.status.values())
         return sum(s["lag_sum"] for s in self.status.values()) / seg if seg else 0.0
 
-    def _replay_size(self) -> int:
+    def replay_size(self) -> int:
         try:
             return self.replay.size()
         except Exception:  # redis restarting
             return 0
 
-    def _replay_stats(self) -> dict | None:
+    def replay_stats(self) -> dict | None:
         try:
             return self.replay.stats()
         except Exception:  # redis down for a moment: the next poll reports

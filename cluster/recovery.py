@@ -1,4 +1,4 @@
-"""How a Ray run survives a crashed process (mixed into cluster.ray_driver.RayRun).
+"""How a Ray run survives a crashed process (mixed into cluster.ray_driver.RayBackend).
 
 - An actor: Ray restarts it (runtime.max_restarts); the driver notices through the failed run() call, keeps the
   dead incarnation's counters, calls run() again (the new incarnation reads the newest weights first) and asks
@@ -21,7 +21,7 @@ UNREACHABLE = (*DEAD, ray.exceptions.GetTimeoutError)
 
 
 class Recovery:
-    """Crash handling of RayRun; uses its cfg, run, book, handles, futures, status, learner, replay, obs."""
+    """Crash handling of RayBackend; uses its cfg, run, book, handles, futures, status, learner, replay, keys, obs."""
 
     def _restarted(self, process: str) -> None:
         self.restarts[process] += 1
@@ -84,7 +84,6 @@ class Recovery:
             ray.get(self.learner.start.remote())
             self._restarted("learner")
             self.obs.watch("learner", self.learner)
-            self.next_ckpt = None
         self.learner_up = True
         self.lstat = st
         if st["error"]:
@@ -104,7 +103,7 @@ class Recovery:
         if not faults or self.cfg.run.steps <= stored or stored == self.topped_up_at:  # (last: no progress)
             return False
         self.topped_up_at = stored
-        self.replay.shards[0].client.set(self.budget_key, stored)
+        self.keys.set_budget(stored)
         for i, h in self.handles.items():
             self.futures[i] = h.run.remote(self.fresh)
             self.obs.watch(f"actor-{i}", h)

@@ -1,4 +1,5 @@
-"""The run directory contract (DESIGN.md): config.yaml, metrics.jsonl, summary.json, checkpoints/."""
+"""The run directory (docs/contracts.md): config.yaml, metrics.jsonl, summary.json, checkpoints/latest.pt, and a
+Ray run's running.json. Every whole-file write goes through `RunDir.write` (temp file, then rename)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,21 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)
 
-    def _atomic(self, name: str, text: str) -> None:
-        tmp = self.path / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, self.path / name)
+    def write(self, name: str, data: str | bytes) -> Path:
+        """Write RUN_DIR/name whole and atomically: a reader (or a crash) never sees half a file."""
+        path = self.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+        return path
 
     def write_config(self, cfg: dict) -> None:
-        self._atomic("config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+        self.write("config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+
+    def write_checkpoint(self, data: bytes) -> None:
+        """The learner's checkpoint bytes as checkpoints/latest.pt (replacing the previous one)."""
+        self.write("checkpoints/latest.pt", data)
 
     def read_config(self) -> dict:
         return yaml.safe_load((self.path / "config.yaml").read_text())
@@ -61,4 +70,4 @@ class RunDir:
         missing = [k for k in SUMMARY_KEYS if k not in summary]
         if missing:
             raise ValueError(f"summary lacks {missing}")
-        self._atomic("summary.json", json.dumps(summary, indent=2) + "\n")
+        self.write("summary.json", json.dumps(summary, indent=2) + "\n")

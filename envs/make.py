@@ -19,8 +19,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from ami.envs import register_envs
 from gymnasium import spaces
+
+from ami.envs import register_envs
 
 DMC_PREFIX = "dm_control/"
 """Namespace of shimmy's DeepMind Control ids."""

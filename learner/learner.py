@@ -1,11 +1,13 @@
-"""The learner role: replay -> batches -> agent updates -> versioned snapshots and atomic checkpoints.
+"""The learner role: replay -> batches -> agent updates (its own Updater) -> versioned snapshots and checkpoints.
 
-Pure: no Ray, no Redis. The inline trainer calls it directly; the Ray learner actor (#4) wraps the same class.
+Pure: no Ray, no Redis. The inline backend calls it directly; the Ray learner actor wraps the same class.
+Checkpoints are bytes: the driver writes them into the run directory (one atomic writer, cluster/rundir.py), so
+the learner may live on another node.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from ami.agent.agent import Agent
+from ami.agent.update import Updater
+from ami.learner.pacing import Every, updates_owed
 from ami.memory.core import Batch, ReplayMemory
 
 
@@ -41,12 +46,14 @@ def batch_to_dict(batch: Batch) -> dict[str, np.ndarray]:
 
 
 class Learner:
-    """Trains one agent from one replay; counts updates and weights versions."""
+    """Trains one agent from one replay (owning its optimisers); counts updates and weights versions."""
 
     def __init__(self, agent: Agent, replay: ReplayMemory, cfg: LearnerConfig):
         self.agent, self.replay, self.cfg = agent, replay, cfg
+        self.updater = Updater(agent)
         self.updates = 0
         self.version = 0
+        self._snapshots = Every(cfg.snapshot_every)
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
         self._t_busy = 0.0
@@ -56,9 +63,7 @@ class Learner:
 
     def due(self, env_steps: int) -> int:
         """Updates owed at this many env steps under the replay ratio."""
-        if env_steps < self.cfg.warmup_steps:
-            return 0
-        return max(int((env_steps - self.cfg.warmup_steps + 1) * self.cfg.updates_per_step) - self.updates, 0)
+        return max(updates_owed(env_steps, self.cfg.warmup_steps, self.cfg.updates_per_step) - self.updates, 0)
 
     def _sample(self) -> Batch:
         return self.replay.sample(self.cfg.batch_size, self.cfg.window)
@@ -91,14 +96,15 @@ class Learner:
     def _train_one(self, batch: Batch) -> bool:
         """One update on `batch`; True when it made a new snapshot version due."""
         prioritized = self.replay.prioritized  # else no TD errors are copied out for priorities
-        m = self.last_metrics = self.agent.update(batch_to_dict(batch), priorities=prioritized)
-        if prioritized:
-            self.replay.update_priorities(batch.keys, self.agent.updater.last_priorities)
+        m, prio = self.updater.step(batch_to_dict(batch), priorities=prioritized)
+        self.last_metrics = m
+        if prio is not None:
+            self.replay.update_priorities(batch.keys, prio)
         for k, v in m.items():  # some metrics come every few updates only: each key keeps its own count
             self._sums[k] = self._sums.get(k, 0.0) + v
             self._counts[k] = self._counts.get(k, 0) + 1
         self.updates += 1
-        if self.updates % self.cfg.snapshot_every == 0:
+        if self._snapshots.due(self.updates):
             self.version += 1
             return True
         return False
@@ -110,27 +116,32 @@ class Learner:
         return out
 
     # ----- checkpoints --------------------------------------------------------------------------------------
-    def save_checkpoint(self, directory: Path, extra: dict | None = None) -> Path:
-        """Write model, optimisers, targets and counters atomically (temp file, then rename)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {"agent": self.agent.state_dict(), "updater": self.agent.updater.state_dict(),
+    def checkpoint(self, extra: dict | None = None) -> bytes:
+        """Model, optimisers, targets and counters (plus the run's `extra` counters) as checkpoint-file bytes."""
+        state = {"agent": self.agent.state_dict(), "updater": self.updater.state_dict(),
                  "counters": {"updates": self.updates, "version": self.version, **(extra or {})}}
-        path = directory / "latest.pt"
-        tmp = directory / f".latest.pt.{os.getpid()}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-        return path
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        return buf.getvalue()
 
-    def load_checkpoint(self, path: Path) -> dict:
-        """Restore from a checkpoint; returns its counters. Never unpickles (weights_only)."""
-        state = load_checkpoint_state(path, self.agent.device)
+    def restore(self, data: bytes) -> dict:
+        """Come back from checkpoint bytes; returns its counters. Never unpickles (weights_only)."""
+        state = load_checkpoint_state(io.BytesIO(data), self.agent.device)
         self.agent.load_state_dict(state["agent"])
-        self.agent.updater.load_state_dict(state["updater"])
+        self.updater.load_state_dict(state["updater"])
         counters = state["counters"]
         self.updates, self.version = int(counters["updates"]), int(counters["version"])
+        self._snapshots = Every(self.cfg.snapshot_every, self.updates)
         return counters
 
 
-def load_checkpoint_state(path: Path, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint's tensors and counters, loaded with weights_only=True (no arbitrary code)."""
-    return torch.load(Path(path), map_location=device, weights_only=True)
+def load_checkpoint_state(source: Path | io.BytesIO, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's tensors and counters (a file or its bytes), loaded with weights_only=True (no arbitrary
+    code)."""
+    return torch.load(source if isinstance(source, io.BytesIO) else Path(source), map_location=device,
+                      weights_only=True)
+
+
+def checkpoint_counters(data: bytes) -> dict:
+    """The counters of checkpoint bytes."""
+    return load_checkpoint_state(io.BytesIO(data))["counters"]

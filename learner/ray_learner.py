@@ -4,26 +4,25 @@ The training thread runs updates while `due(env_steps)` says the replay ratio al
 the run's counter at start plus the transitions the replay received since. Every `snapshot_every` updates the
 weights (a dict of numpy arrays) are put ONCE into Ray's object store; `latest()` answers with the version and
 that reference from another thread of this actor, so actors never wait on the busy loop. Checkpoints travel as
-bytes (the driver writes them into the run directory atomically), so the learner may live on another node.
+bytes (the driver writes them into the run directory), so the learner may live on another node.
 """
 
 from __future__ import annotations
 
-import io
-import tempfile
 import threading
 import time
 import traceback
 import warnings
-from pathlib import Path
 
 import ray
 import torch
+
 from ami.agent.agent import Agent
 from ami.learner.learner import Learner, LearnerConfig
 from ami.memory.config import ReplayConfig
 from ami.memory.redis_replay import RedisReplay
 from ami.memory.redis_shard import RETRYABLE
+from ami.memory.run_keys import RunKeys
 from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 
 
@@ -39,14 +38,16 @@ class LearnerActor:
     def __init__(self, obs_space, action_space, agent_cfg, cfg: LearnerConfig, replay_cfg: ReplayConfig,
                  url: str, device: str, seed: int, env_steps: int = 0, chunk: int = 10,
                  checkpoint: bytes | None = None, env_id: str = "", metrics_bind: str = "0.0.0.0",
-                 version_key: str | None = None, threads: int = 1):
+                 run_namespace: str | None = None, threads: int = 1):
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
         self.pm = start_process_metrics("learner", env_id, cfg=ExporterConfig(bind_host=metrics_bind))
         self.agent = Agent(obs_space, action_space, agent_cfg, device=device)
         self.replay = RedisReplay(replay_cfg, url)
         self.learner = Learner(self.agent, self.replay, cfg)
-        self.cfg, self.chunk, self.version_key = cfg, chunk, version_key
+        self.cfg, self.chunk = cfg, chunk
+        # the run's version high-water mark (None: a learner outside a driver's run, e.g. a benchmark)
+        self.keys = RunKeys(url, run_namespace, replay_cfg.socket_timeout_s) if run_namespace else None
         self._load(checkpoint)
         self._base_steps = int(env_steps)
         self._base_inserted = self._inserted()
@@ -57,7 +58,6 @@ class LearnerActor:
         self._busy_s = 0.0
         self._replay_size = 0  # cached: the replay client belongs to the training thread
         self._t_start = time.perf_counter()
-        self.publish_times: dict[int, float] = {}
         self._latest: dict = {"version": -1, "ref": None, "published_at": 0.0, "updates": 0}
         self._weights_mb = 0.0
         self._sums: dict[str, float] = {}  # update metrics since the driver's last drain (the exporter reads its own)
@@ -72,9 +72,7 @@ class LearnerActor:
 
     def _load(self, checkpoint: bytes | None) -> None:
         if checkpoint is not None:
-            with tempfile.TemporaryDirectory() as d:
-                (Path(d) / "latest.pt").write_bytes(checkpoint)
-                self.learner.load_checkpoint(Path(d) / "latest.pt")
+            self.learner.restore(checkpoint)
 
     def restore(self, checkpoint: bytes | None, env_steps: int) -> dict:
         """After Ray restarted this actor: come back from the run's last checkpoint at the run's env steps. The
@@ -82,7 +80,7 @@ class LearnerActor:
         self.stop()
         with self._lock:
             self._load(checkpoint)
-            published = int(self.replay.shards[0].client.get(self.version_key) or 0) if self.version_key else 0
+            published = self.keys.version() if self.keys else 0
             self.learner.version = max(self.learner.version, published) + 1
             self._base_steps, self._base_inserted = int(env_steps), self._inserted()
             self._publish()
@@ -99,12 +97,11 @@ class LearnerActor:
         self._weights_mb = sum(v.nbytes for v in w.values()) / 1e6
         ref = ray.put(w)
         now = time.time()
-        self.publish_times[self.learner.version] = now
         self._latest = {"version": self.learner.version, "ref": ref, "published_at": now,
                         "updates": self.learner.updates}
-        if self.version_key:  # the high-water mark a restarted learner continues from
+        if self.keys:  # the high-water mark a restarted learner continues from
             try:
-                self.replay.shards[0].client.set(self.version_key, self.learner.version)
+                self.keys.set_version(self.learner.version)
             except RETRYABLE:
                 pass  # Redis restarting or hung; the next publish writes a higher mark
         self.pm.learner.published(self.learner.version)
@@ -196,23 +193,17 @@ class LearnerActor:
             self._sums, self._counts = {}, {}
             return out
 
-    def publish_log(self) -> dict[int, float]:
-        return dict(self.publish_times)
-
     def checkpoint(self, counters: dict) -> bytes:
         """The learner state (model, optimisers, targets, counters) as the bytes of a checkpoint file."""
-        with self._lock, tempfile.TemporaryDirectory() as d:
-            path = self.learner.save_checkpoint(Path(d), counters)
-            data = path.read_bytes()
+        with self._lock:
+            data = self.learner.checkpoint(counters)
         self.pm.learner.checkpoint_saved()
         return data
 
     def close(self) -> None:
         self.stop()
         self.replay.close()
+        if self.keys:
+            self.keys.close()
         self.pm.close()
 
-
-def read_checkpoint_counters(data: bytes) -> dict:
-    """Counters of a checkpoint's bytes (weights_only load)."""
-    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)["counters"]

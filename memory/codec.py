@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import msgpack
 import numpy as np
+
 from ami.memory.core import SCHEMA_VERSION, Segment, SegmentMeta, missing_columns
 
 TAG = "ami.seg"

@@ -23,6 +23,7 @@ import weakref
 from urllib.parse import quote
 
 import redis
+
 from ami.memory.config import EmbeddedRedisConfig, redact_url
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()

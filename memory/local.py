@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+
 from ami.memory.core import Batch, Segment
 from ami.memory.index import SegmentIndex, SumTree
 from ami.memory.limiter import Counts, RateLimiter

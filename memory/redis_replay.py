@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import redis
+
 from ami.memory.config import ReplayConfig, redact_url
 from ami.memory.core import Batch, Segment
 from ami.memory.limiter import Counts

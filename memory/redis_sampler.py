@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
 from ami.memory.codec import CorruptRecord, Layout, decode_segment, read_layout
 from ami.memory.index import SegmentIndex, SumTree
 from ami.memory.redis_shard import COUNTERS, Shard

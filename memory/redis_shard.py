@@ -19,9 +19,10 @@ import collections
 import hashlib
 
 import redis
-from ami.memory.config import redact_url
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from ami.memory.config import redact_url
 
 WRITE_LUA = r"""
 -- KEYS: ctr, idx, writers. ARGV: seg prefix, prio prefix, tmp prefix, capacity, writer id, seq, epoch,

@@ -16,6 +16,7 @@ import uuid
 
 import numpy as np
 import redis
+
 from ami.memory.codec import encode_segment
 from ami.memory.core import Segment
 from ami.memory.redis_shard import Shard, is_retryable

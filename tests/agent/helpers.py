@@ -6,7 +6,8 @@ import dataclasses
 
 import gymnasium as gym
 import torch
-from ami.actors.runner import EpisodeRunner, RunnerConfig
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
 from ami.envs import register_envs
@@ -30,7 +31,7 @@ def tiny_agent(env_id: str, seed: int = 0, cost: dict | None = None, optim: dict
 def random_replay(env_id: str, agent: Agent, steps: int, seed: int = 0) -> LocalReplay:
     """A replay holding `steps` transitions of uniformly random play."""
     replay = LocalReplay(steps + 1000, seed=seed)
-    runner = EpisodeRunner(env_id, agent, RunnerConfig(num_envs=4, seed=seed), replay.add)
+    runner = EpisodeRunner(env_id, agent, RunnerConfig(), replay.add, RunnerPlace(num_envs=4, seed=seed))
     runner.step(steps // 4, random=True)
     runner.flush_all()
     runner.close()

@@ -1,4 +1,4 @@
-"""Continuous and discrete action spaces both go through act() and update(); the configurator's choices."""
+"""Continuous and discrete action spaces both go through act() and the update step; the configurator's choices."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, Configurator, configure, plan_config
 from ami.agent.short_term import ShortTermMemory
-
+from ami.agent.update import Updater
 from tests.agent.helpers import batch_dict, random_replay, tiny_agent
 
 
@@ -30,7 +31,7 @@ def test_act_and_update(env_id: str, kind: str) -> None:
         assert len(actions) == 3 and all(space.contains(a) for a in actions)
     assert stm.plan is not None and stm.plan.shape[:2] == (3, 3)
     before = {k: v.clone() for k, v in agent.state_dict().items()}
-    m = agent.update(batch_dict(replay, 32, 3))
+    m, _ = Updater(agent).step(batch_dict(replay, 32, 3))
     for key in ("loss_prediction", "loss_variance", "loss_covariance", "loss_cost", "loss_critic", "loss_policy",
                 "embed_std_min", "effective_rank"):
         assert np.isfinite(m[key]), key
@@ -95,8 +96,9 @@ def test_bf16_autocast_update_trains_in_float32_masters() -> None:
     agent = tiny_agent("Pendulum-v1", optim=dict(autocast="bf16"))
     replay = random_replay("Pendulum-v1", agent, 400)
     before = {k: v.clone() for k, v in agent.state_dict().items()}
+    updater = Updater(agent)
     for _ in range(2):
-        m = agent.update(batch_dict(replay, 32, 3))
+        m, _ = updater.step(batch_dict(replay, 32, 3))
     assert all(np.isfinite(v) for v in m.values()), m
     assert all(p.dtype == torch.float32 for p in agent.parameters())
     changed = [k for k, v in agent.state_dict().items() if not torch.equal(v, before[k])]

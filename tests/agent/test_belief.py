@@ -9,15 +9,16 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from ami.actors.runner import EpisodeRunner, RunnerConfig
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.agent.agent import Agent
 from ami.agent.belief import belief_mode, next_history
 from ami.agent.configurator import ComputeBudget, configure
 from ami.agent.perception import obs_to_tensor
 from ami.agent.short_term import ShortTermMemory
+from ami.agent.update import Updater
 from ami.envs import register_envs
 from ami.memory.local import LocalReplay
-
 from tests.agent.helpers import batch_dict
 
 ENV = "ami/PendulumNoVel-v0"
@@ -46,7 +47,8 @@ def test_auto_follows_what_the_env_declares() -> None:
 def test_the_replay_holds_the_history_the_actor_saw_and_the_learner_rebuilds_the_next() -> None:
     agent = _agent("on")
     segments = []
-    runner = EpisodeRunner(ENV, agent, RunnerConfig(num_envs=2, seed=0, segment_length=16), segments.append)
+    runner = EpisodeRunner(ENV, agent, RunnerConfig(segment_length=16), segments.append,
+                           RunnerPlace(num_envs=2, seed=0))
     runner.step(120, random=True)  # random play then planning: both must feed the history
     runner.step(100)
     runner.flush_all()
@@ -104,10 +106,11 @@ def test_the_belief_state_holds_the_hidden_velocity_and_one_observation_cannot()
     for belief in ("on", "off"):
         agent = _agent(belief)
         replay = LocalReplay(4000, seed=0)
-        runner = EpisodeRunner(ENV, agent, RunnerConfig(num_envs=4, seed=0), replay.add)
+        runner = EpisodeRunner(ENV, agent, RunnerConfig(), replay.add, RunnerPlace(num_envs=4, seed=0))
         runner.step(500, random=True)
         runner.flush_all()
+        updater = Updater(agent)
         for _ in range(200):
-            agent.update(batch_dict(replay, 64, 3))
+            updater.step(batch_dict(replay, 64, 3))
         r2[belief] = _velocity_probe_r2(agent)
     assert r2["on"] >= 0.9 and r2["off"] <= 0.3, r2

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-from ami.actors.runner import EpisodeRunner, RunnerConfig
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
 from ami.memory.local import LocalReplay
@@ -40,7 +41,7 @@ def test_dict_observations_act_store_and_update() -> None:
     cfg = configure(env.observation_space, env.action_space, budget=ComputeBudget(plan_evals=64))
     agent = Agent(env.observation_space, env.action_space, cfg)
     replay = LocalReplay(1000, seed=0)
-    runner = EpisodeRunner("test/DictPoint-v0", agent, RunnerConfig(num_envs=2), replay.add)
+    runner = EpisodeRunner("test/DictPoint-v0", agent, RunnerConfig(), replay.add, RunnerPlace(num_envs=2))
     runner.step(12)
     runner.flush_all()
     batch = replay.sample(8, 3)

@@ -3,13 +3,13 @@ plan beyond float32 rounding."""
 
 from __future__ import annotations
 
-import ami.agent.fastmath as fastmath
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from ami.agent.short_term import ShortTermMemory
 
+import ami.agent.fastmath as fastmath
+from ami.agent.short_term import ShortTermMemory
 from tests.agent.helpers import tiny_agent
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from ami.agent.update import Updater
 from tests.agent.helpers import batch_dict, random_replay, tiny_agent
 
 ENV = "ami/Bimodal-v0"
@@ -29,8 +30,9 @@ def _outcomes(agent, x: float = 0.0, draws: int = 200):
 
 
 def _train(agent, data, steps: int = 1500) -> None:
+    updater = Updater(agent)
     for _ in range(steps):
-        agent.update(batch_dict(data, 128, 1))
+        updater.step(batch_dict(data, 128, 1))
 
 
 def test_z_predictions_cover_both_outcomes(bimodal_data) -> None:

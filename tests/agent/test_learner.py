@@ -6,10 +6,10 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from ami.actors.runner import EpisodeRunner, RunnerConfig
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.learner.learner import Learner, LearnerConfig
 from ami.memory.local import LocalReplay
-
 from tests.agent.helpers import tiny_agent
 
 
@@ -36,7 +36,7 @@ def test_prefetch_trains_on_the_same_batches_and_leaves_nothing_in_flight() -> N
         piped.add(segment)
         plain.add(segment)
 
-    runner = EpisodeRunner("Pendulum-v1", agent, RunnerConfig(num_envs=2, seed=0), both)
+    runner = EpisodeRunner("Pendulum-v1", agent, RunnerConfig(), both, RunnerPlace(num_envs=2, seed=0))
     runner.step(300, random=True)
     runner.flush_all()
     runner.close()

@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+
 from ami.agent.actions import ActionSpec
 from ami.agent.config import PlannerConfig
 from ami.agent.planner import Planner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from ami.agent.update import bootstrap_positions, n_step_targets
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from ami.cluster.cli import main
 from ami.memory.codec import decode_segment
-
 from tests.runtime.conftest import TINY
 from tests.util import free_port, wait_for  # noqa: F401 (re-exported to the drills)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from ami.agent.config import AgentConfig
 from ami.cluster.cli import main
 from ami.cluster.config import apply, build, load_yaml, parse_override
@@ -36,6 +37,9 @@ def _ami(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ["train", "run.torch_threads=-1"],
     ["train", "agent.belief=maybe"],
     ["train", "--env", "ami/TwoRooms-v0", "agent.belief=on"],
+    ["train", "agent.planner.kind=nope"],  # checked when the config resolves, not at the first plan
+    ["train", "agent.hierarchy.enabled=true"],  # level 2 needs a goal task
+    ["train", "runner.num_envs=2"],  # the runtime's to assign (run.envs_per_actor): no user key
     ["train", "--env", "dm_control/no_such-task-v0"],
     ["train", "--env", "no_such_module_here:Pendulum-v1"],
     ["train", "--config", "missing.yaml"],
@@ -122,3 +126,21 @@ def test_yaml_words_stay_strings_where_yaml_1_1_would_read_booleans(tmp_path: Pa
     cfg = build([load_yaml(tmp_path / "c.yaml")])
     assert cfg.agent == {"belief": "on", "compile": "no"} and cfg.run.steps == 10
     assert apply(AgentConfig(), cfg.agent).compile is False  # bool keys still take yes/no/on/off
+
+
+def test_resume_reads_a_config_yaml_of_an_older_commit(tmp_path: Path) -> None:
+    """A run directory written before keys were removed still resumes: each removed key is dropped, all of them
+    named on one warning line, and the run goes on with what the file says."""
+    run = tmp_path / "old"
+    run.mkdir()
+    old = (Path(__file__).parents[1] / "runtime" / "data" / "config-9f86516.yaml").read_text()
+    (run / "config.yaml").write_text(old)
+    res = _ami("train", "--resume", str(run), "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    warnings = [s for s in res.stderr.splitlines() if s.startswith("ami: warning:")]
+    assert len(warnings) == 1, res.stderr
+    for key in ("runner.num_envs", "runner.seed", "runner.actor_id", "runner.first_episode", "agent.optim.batch_size"):
+        assert key in warnings[0]
+    s = json.loads((run / "summary.json").read_text())
+    assert s["env_steps"] == 300 and s["seed"] == 3 and s["backend"] == "inline"
+    assert (run / "config.yaml").read_text() == old  # a resumed run keeps its own record

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from ami.cluster.cli import main
 from ami.cluster.rundir import SUMMARY_KEYS
 
@@ -62,14 +63,12 @@ def test_one_agent_configuration_for_every_task_of_the_table() -> None:
     pytest.importorskip("shimmy")
     import dataclasses
 
-    from ami.cluster.cli import resolve_run
-    from ami.cluster.config import resolve_agent
+    from ami.cluster.resolve import resolve_run
 
     agents = {}
     for env_id in TABLE:
-        cfg, info = resolve_run([{"run": {"env_id": env_id}}])
-        a = dataclasses.asdict(resolve_agent(cfg, info.observation_space, info.action_space,
-                                             info.max_episode_steps))
+        res = resolve_run([{"run": {"env_id": env_id}}])
+        info, a = res.info, dataclasses.asdict(res.agent)
         horizon = info.max_episode_steps / 5
         assert a["cost"].pop("gamma") == pytest.approx(min(max((horizon - 1) / horizon, 0.95), 0.995))
         agents[env_id] = a

@@ -6,37 +6,49 @@ from __future__ import annotations
 
 import json
 
-import gymnasium as gym
 import pytest
+
 from ami.cluster.cli import main
-from ami.cluster.config import GOAL_RANDOM_REPEAT, TrainConfig, build, resolve_agent, task_defaults, task_kind
+from ami.cluster.config import TrainConfig, build
+from ami.cluster.envinfo import EnvInfo, inspect_env
+from ami.cluster.resolve import (
+    GOAL_RANDOM_REPEAT,
+    configure_agent,
+    resolve_agent,
+    resolve_run,
+    task_defaults,
+    task_kind,
+)
 from ami.envs import register_envs
 
 
-def spaces(env_id: str):
+def env(env_id: str) -> EnvInfo:
     register_envs()
-    env = gym.make(env_id)
-    return env.observation_space, env.action_space, env.spec.max_episode_steps
+    return inspect_env(env_id)
 
 
 def test_goal_spaces_pick_the_goal_task_and_its_defaults() -> None:
-    obs, act, steps = spaces("ami/TwoRooms-v0")
+    rooms = env("ami/TwoRooms-v0")
+    obs = rooms.observation_space
     cfg = build([{"run": {"env_id": "ami/TwoRooms-v0"}}])
     assert task_kind(cfg, obs) == "goal"
-    preset = task_defaults(cfg, obs, act, steps)
+    preset = task_defaults(cfg, obs, configure_agent(cfg, rooms))
     assert preset["runner"] == {"random_repeat": GOAL_RANDOM_REPEAT, "explore": "random"}
-    agent = resolve_agent(build([preset, {"run": {"env_id": "ami/TwoRooms-v0"}}]), obs, act, steps)
+    agent = resolve_agent(build([preset, {"run": {"env_id": "ami/TwoRooms-v0"}}]), rooms)
     assert agent.hierarchy.enabled and preset["learner"]["window"] == 2 * agent.hierarchy.k
     assert agent.cost.goal_weight > 0 and agent.cost.task_weight == 0
     # the user's own settings win over the preset
-    mine = build([preset, {"runner": {"random_repeat": 2}}])
+    mine = resolve_run([{"run": {"env_id": "ami/TwoRooms-v0"}}, {"runner": {"random_repeat": 2}}]).cfg
     assert mine.runner.random_repeat == 2 and mine.runner.explore == "random"
+    assert mine.learner.window == preset["learner"]["window"]
     assert "run" not in preset  # TwoRooms has no exploration variant
-    m_obs, m_act, m_steps = spaces("ami/FourRooms-v0")
-    maze = task_defaults(build([{"run": {"env_id": "ami/FourRooms-v0"}}]), m_obs, m_act, m_steps)
-    assert maze["run"] == {"explore_env_id": "ami/FourRoomsExplore-v0"}  # random play that reaches every room
-    p_obs, p_act, p_steps = spaces("Pendulum-v1")
-    assert task_kind(TrainConfig(), p_obs) == "reward" and task_defaults(TrainConfig(), p_obs, p_act, p_steps) == {}
+    maze = env("ami/FourRooms-v0")
+    m_cfg = build([{"run": {"env_id": "ami/FourRooms-v0"}}])
+    m_preset = task_defaults(m_cfg, maze.observation_space, configure_agent(m_cfg, maze))
+    assert m_preset["run"] == {"explore_env_id": "ami/FourRoomsExplore-v0"}  # random play that reaches every room
+    pend = env("Pendulum-v1")
+    assert task_kind(TrainConfig(), pend.observation_space) == "reward"
+    assert task_defaults(TrainConfig(), pend.observation_space, configure_agent(TrainConfig(), pend)) == {}
 
 
 @pytest.mark.parametrize("args, words", [

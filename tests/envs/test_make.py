@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ami.actors.runner import EpisodeRunner, RunnerConfig
+
+from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
 from ami.envs.make import EnvSpec, default_action_repeat, make_env, resolve_id
@@ -41,7 +42,7 @@ def test_float64_env_segments_fit_the_replay_schema_and_train() -> None:
     cfg = configure(env.observation_space, env.action_space, budget=ComputeBudget(plan_evals=32))
     agent = Agent(env.observation_space, env.action_space, cfg)
     replay = LocalReplay(1000, seed=0)
-    runner = EpisodeRunner(FLOAT64, agent, RunnerConfig(num_envs=2, segment_length=4), replay.add)
+    runner = EpisodeRunner(FLOAT64, agent, RunnerConfig(segment_length=4), replay.add, RunnerPlace(num_envs=2))
     runner.step(10)
     batch = replay.sample(8, 3)
     assert batch.data["obs"].dtype == np.float32 and batch.data["action"].dtype == np.float32

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
-from ami.agent.short_term import ShortTermMemory
 
+from ami.agent.short_term import ShortTermMemory
 from tests.agent.helpers import tiny_agent
 from tests.goal.helpers import goal_agent, sticky_replay
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from ami.envs import GOAL_ENV_IDS, register_envs
 from ami.envs.rooms import geodesic_cells
 

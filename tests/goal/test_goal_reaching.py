@@ -6,10 +6,10 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import torch
+
 from ami.actors.runner import evaluate
 from ami.agent.configurator import ComputeBudget, configure
 from ami.envs import register_envs
-
 from tests.goal.helpers import OPEN_ROOM, goal_agent, sticky_replay, train
 
 

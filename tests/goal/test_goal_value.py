@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from ami.agent.config import HierarchyConfig
 from ami.agent.goal_value import GoalValue
 

@@ -8,13 +8,13 @@ import dataclasses
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
+
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
 from ami.agent.hierarchy import distance
 from ami.agent.perception import column, obs_to_tensor
 from ami.agent.short_term import ShortTermMemory
-from torch import nn
-
 from tests.goal.helpers import goal_agent, sticky_replay, train
 
 K = 4

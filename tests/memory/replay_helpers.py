@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import redis
+
 from ami.memory.core import Segment, SegmentMeta
 
 

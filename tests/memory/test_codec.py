@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
+
 from ami.memory.codec import CorruptRecord, decode_segment, encode_segment, read_layout
 from ami.memory.core import Segment, SegmentMeta
 

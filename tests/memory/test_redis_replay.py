@@ -13,12 +13,12 @@ import uuid
 import numpy as np
 import pytest
 import redis
+from scipy import stats as sstats
+
 from ami.memory.config import EmbeddedRedisConfig, ReplayConfig, redact_url
 from ami.memory.embedded import EmbeddedRedis, RedisServerNotFound
 from ami.memory.local import LocalReplay
 from ami.memory.redis_replay import RedisReplay, ReplayUnreachable, check_urls, make_replay
-from scipy import stats as sstats
-
 from tests.memory.replay_helpers import delete_namespace, make_segment
 
 

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 import redis
+
 from ami.memory.codec import decode_segment
 from ami.memory.config import EmbeddedRedisConfig, ReplayConfig
 from ami.memory.embedded import EmbeddedRedis
 from ami.memory.redis_replay import RedisReplay
-
 from tests.memory.replay_helpers import make_segment
 
 

@@ -7,8 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from ami.memory.limiter import RateLimitTimeout
 from scipy import stats as sstats
+
+from ami.memory.limiter import RateLimitTimeout
 
 
 def _index_by_step(segments):

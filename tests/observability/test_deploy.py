@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
+
 from ami.telemetry.metrics import CATALOG
 
 ROOT = Path(__file__).resolve().parents[2]

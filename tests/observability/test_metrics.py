@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from ami.telemetry.discovery import Discovery, DiscoveryConfig
 from ami.telemetry.exporter import ExporterConfig, Target, start_process_metrics
 from ami.telemetry.metrics import CATALOG, LOSS_TERMS, Identity, LearnerMetrics, MetricSet, ReplayMetrics
@@ -77,6 +78,7 @@ def test_discovery_file_is_atomic_and_follows_the_live_set(tmp_path: Path) -> No
 
 def test_replay_metrics_read_real_stats(redis_server) -> None:
     import numpy as np
+
     from ami.memory.config import ReplayConfig
     from ami.memory.core import Segment, SegmentMeta
     from ami.memory.local import LocalReplay
@@ -153,7 +155,6 @@ def test_goal_runs_report_level2_losses_and_success_rate() -> None:
     ami_driver_eval_success_rate (the ami-goals dashboard, which a Pendulum run cannot fill)."""
     from ami.actors.runner import evaluate
     from ami.telemetry.metrics import LEVEL2_TERMS, DriverMetrics
-
     from tests.goal.helpers import OPEN_ROOM, goal_agent, sticky_replay
 
     agent = goal_agent("ami/TwoRooms-v0", plan_evals=1536, episode_steps=100)

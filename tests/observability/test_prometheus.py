@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ami.cluster.cli import main
 
+from ami.cluster.cli import main
 from tests.runtime.conftest import AMI, TINY, tagged_env
 from tests.util import free_port, wait_for
 

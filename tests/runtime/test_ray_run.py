@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from ami.cluster.cli import main
 from ami.cluster.rundir import SUMMARY_KEYS
 from ami.memory.codec import decode_segment
-
 from tests.runtime.conftest import TINY
 
 

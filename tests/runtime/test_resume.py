@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from ami.cluster.cli import main
-
 from tests.runtime.conftest import AMI, TINY, tagged_env, tagged_processes
 
 

@@ -1,0 +1,45 @@
+"""The run-wide counters of a Ray run, kept in Redis next to its replay, on their own client.
+
+- budget: env steps claimed so far by every actor together (INCRBY); the run stops at exactly its step count.
+- version: the highest weights version ever published, so a restarted learner goes on above it.
+- incarnations: actor processes started so far (first starts, Ray restarts, resumed runs); each numbers its
+  episodes in its own block.
+"""
+
+from __future__ import annotations
+
+import redis
+
+
+class RunKeys:
+    """One run's counters under `<namespace>:budget`, `<namespace>:version`, `<namespace>:budget:incarnations`."""
+
+    def __init__(self, url: str, namespace: str, socket_timeout_s: float):
+        # a hung Redis must raise (and be retried by the caller, and show in the metrics), not stall in silence
+        self.client = redis.Redis.from_url(url, socket_timeout=socket_timeout_s,
+                                           socket_connect_timeout=socket_timeout_s)
+        self.budget_key = f"{namespace}:budget"
+        self.version_key = f"{namespace}:version"
+        self.incarnations_key = f"{self.budget_key}:incarnations"
+
+    def set_budget(self, claimed: int) -> None:
+        """Env steps claimed so far (the driver: at start, and when it hands lost steps back)."""
+        self.client.set(self.budget_key, int(claimed))
+
+    def claim(self, steps: int) -> int:
+        """Claim `steps` more env steps; the total claimed after this claim."""
+        return int(self.client.incrby(self.budget_key, int(steps)))
+
+    def set_version(self, version: int) -> None:
+        self.client.set(self.version_key, int(version))
+
+    def version(self) -> int:
+        """The highest version ever published (0 before the first)."""
+        return int(self.client.get(self.version_key) or 0)
+
+    def new_incarnation(self) -> int:
+        """The number of this actor process among every one the run started (1, 2, ...)."""
+        return int(self.client.incr(self.incarnations_key))
+
+    def close(self) -> None:
+        self.client.close()
