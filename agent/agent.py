@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -15,61 +13,12 @@ from ami.agent.cost import Critic, IntrinsicCost
 from ami.agent.fastmath import fast_fp32_matmul
 from ami.agent.goal import goal_conditioned, goal_obs, state_obs, state_space
 from ami.agent.hierarchy import Level2, TwoLevelPlanner
+from ami.agent.latent_model import LatentModel, PlanParts
 from ami.agent.perception import obs_to_tensor
 from ami.agent.planner import Planner
 from ami.agent.policy import Policy
 from ami.agent.short_term import ShortTermMemory
 from ami.agent.world_model import WorldModel
-
-
-@dataclass
-class LatentModel:
-    """Adapts world model + intrinsic cost + critic + mode-1 to the planner's PlanModel protocol."""
-
-    agent: Agent
-    goal: torch.Tensor | None = None
-
-    @property
-    def action(self) -> ActionSpec:
-        return self.agent.action
-
-    @property
-    def z_dim(self) -> int:
-        return self.agent.world_model.z_dim
-
-    @property
-    def gamma(self) -> float:
-        return self.agent.cfg.cost.gamma
-
-    def _goal(self, s: torch.Tensor) -> torch.Tensor | None:
-        if self.goal is None:
-            return None
-        # candidates of env i are laid out contiguously: repeat each env's goal to match
-        return self.goal.repeat_interleave(s.shape[0] // self.goal.shape[0], dim=0)
-
-    def step(self, s, a, z):
-        ag = self.agent
-        wm, cost = ag.world_model, ag.cost
-        ag.plan_counter["level1"] = ag.plan_counter.get("level1", 0) + s.shape[0]
-        sa = torch.cat([s, a], -1)  # one input for predictor, cost head and done head
-        c = cost(s, a, self._goal(s), sa=sa)
-        if ag.goal_conditioned:  # reward-free: the done head never learned anything, episodes go on
-            return wm.predict(s, a, z, sa=sa), c, torch.ones_like(c)
-        return wm.predict(s, a, z, sa=sa), c, wm.continue_prob(s, a, sa=sa)
-
-    def terminal(self, s: torch.Tensor) -> torch.Tensor:
-        ag = self.agent
-        if ag.goal_conditioned:  # no critic of goal distance (it would need the goal as input): charge s_H
-            return ag.cfg.cost.goal_weight * ag.cost.goal_distance(s, self._goal(s))
-        return ag.value(s)
-
-    def propose(self, s: torch.Tensor) -> torch.Tensor | None:
-        if self.agent.goal_conditioned:  # mode-1 is trained on the critic, which knows no goals
-            return None
-        return self.agent.policy.sample(s)[0]
-
-    def propose_greedy(self, s: torch.Tensor) -> torch.Tensor:
-        return self.agent.policy.sample(s, greedy=True)[0]
 
 
 class Agent(torch.nn.Module):
@@ -103,7 +52,9 @@ class Agent(torch.nn.Module):
         if self.hierarchy is not None:
             self.hierarchy.low_action = self.action
         self.two_level = TwoLevelPlanner(hc) if hc.enabled else None
-        self.plan_counter: dict[str, int] = {}  # world-model evaluations by the flat planner (benchmarks)
+        # what the planners' models read (the modules themselves, shared: weights loaded later are seen)
+        self.parts = PlanParts(self.world_model, self.cost, self.critic, self.policy, self.action, cfg,
+                               self.goal_conditioned)
         self.device = torch.device(device)
         self.to(self.device)
         if cfg.compile:
@@ -113,11 +64,10 @@ class Agent(torch.nn.Module):
                 m.compile()
 
     # ----- acting -------------------------------------------------------------------------------------------
-    def value(self, s: torch.Tensor) -> torch.Tensor:
-        """Cost-to-go V(s) = Q(s, pi(s)); the exact expectation over actions for Discrete."""
-        if self.action.discrete:
-            return (self.policy.probs(s) * self.critic.every_action(s, self.action.dim)).sum(-1)
-        return self.critic(s, self.policy.sample(s, greedy=True)[0])
+    @property
+    def plan_counter(self) -> dict[str, int]:
+        """World-model evaluations by the flat planner (benchmarks)."""
+        return self.parts.counter
 
     def set_planner(self, cfg: PlannerConfig) -> None:
         """Swap the planning budget at run time (the configurator's modulation)."""
@@ -160,14 +110,15 @@ class Agent(torch.nn.Module):
             s = self.world_model.encode(state_obs(x))
             short_term.goal = self.world_model.encode(goal_obs(x))
             if self.two_level is not None:
-                return self.action.to_env(self.two_level.act(self, s, short_term.goal, short_term, explore))
+                return self.action.to_env(self.two_level.act(self.parts, self.hierarchy, self.planner, s,
+                                                             short_term.goal, short_term, explore))
         else:
             s = self.world_model.encode(x)
         return self.action.to_env(self._plan(s, short_term, explore))
 
     def _plan(self, s: torch.Tensor, short_term: ShortTermMemory, explore: bool) -> torch.Tensor:
         """Plan from latent s and the warm start, and record: the first actions in model units."""
-        model = LatentModel(self, short_term.goal)
+        model = LatentModel(self.parts, short_term.goal)
         a0, plan, cost = self.planner.plan(model, s, short_term.warm_start(self.planner), explore)
         short_term.record(s, a0, plan, cost)
         return a0

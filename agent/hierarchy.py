@@ -26,6 +26,7 @@ from torch import nn
 from ami.agent.actions import ActionSpec
 from ami.agent.config import HierarchyConfig
 from ami.agent.goal_value import GoalValue
+from ami.agent.latent_model import PlanParts
 from ami.agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
 from ami.agent.nets import mlp
 from ami.agent.planner import Planner, trajectory_cost
@@ -164,32 +165,32 @@ class SubgoalModel(ChargedEveryStep):
     """Level-1 PlanModel whose state is the flattened window of the last k latents [N, k*D]: each step predicts
     the next latent and charges the distance between level 2's encoding of the new window and the sub-goal."""
 
-    agent: object  # agent.agent.Agent (not imported: the Agent imports this module)
+    parts: PlanParts
+    level2: Level2
     subgoal: torch.Tensor  # [E, d2]
     goal: torch.Tensor  # [E, D] level-1 goal latent, for the optional flat term
     counter: dict
 
     @property
     def action(self) -> ActionSpec:
-        return self.agent.action
+        return self.parts.action
 
     @property
     def z_dim(self) -> int:
-        return self.agent.world_model.z_dim
+        return self.parts.world_model.z_dim
 
     def step(self, x, a, z):
-        ag = self.agent
-        n, d = x.shape[0], ag.world_model.cfg.latent_dim
+        wm, cfg = self.parts.world_model, self.parts.cfg
+        n, d = x.shape[0], wm.cfg.latent_dim
         self.counter["level1"] = self.counter.get("level1", 0) + n
         win = x.view(n, -1, d)
-        s_next = ag.world_model.predict(win[:, -1], a, z)
+        s_next = wm.predict(win[:, -1], a, z)
         win = torch.cat([win[:, 1:], s_next[:, None]], 1)
         rep = n // self.subgoal.shape[0]
-        cost = distance(ag.hierarchy.encode(win), self.subgoal.repeat_interleave(rep, 0))
-        hc = ag.cfg.hierarchy
-        if hc.goal_weight:
-            cost = cost + hc.goal_weight * distance(s_next, self.goal.repeat_interleave(rep, 0))
-        cost = cost + ag.cfg.cost.energy_weight * a.pow(2).sum(-1)
+        cost = distance(self.level2.encode(win), self.subgoal.repeat_interleave(rep, 0))
+        if cfg.hierarchy.goal_weight:
+            cost = cost + cfg.hierarchy.goal_weight * distance(s_next, self.goal.repeat_interleave(rep, 0))
+        cost = cost + cfg.cost.energy_weight * a.pow(2).sum(-1)
         return win.flatten(1), cost, torch.ones_like(cost)
 
 
@@ -228,9 +229,10 @@ class TwoLevelPlanner:
         return self._planner2
 
     @torch.no_grad()
-    def act(self, agent, s: torch.Tensor, goal: torch.Tensor, short_term, explore: bool) -> torch.Tensor:
-        """s, goal: level-1 latents [E, D] -> first low-level actions [E, A] in model units."""
-        l2, c = agent.hierarchy, self.cfg
+    def act(self, parts: PlanParts, l2: Level2, planner: Planner, s: torch.Tensor, goal: torch.Tensor, short_term,
+            explore: bool) -> torch.Tensor:
+        """s, goal: level-1 latents [E, D] -> first low-level actions [E, A] in model units (`planner`: level 1's)."""
+        c = self.cfg
         p2 = self.plan2(l2)
         e = s.shape[0]
         st: Level2State | None = short_term.level2
@@ -255,9 +257,8 @@ class TwoLevelPlanner:
             st.subgoal = sub if st.subgoal is None else torch.where(mask[:, None], sub, st.subgoal)
             st.age = torch.where(due, torch.zeros_like(st.age), st.age)
         st.age += 1
-        model = SubgoalModel(agent, st.subgoal, goal, self.counter)
-        a0, plan1, cost = agent.planner.plan(model, st.window.flatten(1), short_term.warm_start(agent.planner),
-                                             explore)
+        model = SubgoalModel(parts, l2, st.subgoal, goal, self.counter)
+        a0, plan1, cost = planner.plan(model, st.window.flatten(1), short_term.warm_start(planner), explore)
         short_term.record(s, a0, plan1, cost)
         return a0
 

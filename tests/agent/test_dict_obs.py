@@ -8,6 +8,7 @@ import numpy as np
 from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
+from ami.agent.update import Updater
 from ami.memory.local import LocalReplay
 
 
@@ -47,5 +48,5 @@ def test_dict_observations_act_store_and_update() -> None:
     batch = replay.sample(8, 3)
     assert {"obs.pos", "obs.goal", "obs.view", "next_obs.view"} <= set(batch.data)
     assert batch.data["obs.view"].dtype == np.uint8 and batch.data["obs.view"].shape == (8, 3, 16, 16, 3)
-    m = agent.update({**batch.data, "mask": batch.mask, "weights": batch.weights})
+    m, _ = Updater(agent).step({**batch.data, "mask": batch.mask, "weights": batch.weights})
     assert np.isfinite(m["loss_prediction"]) and np.isfinite(m["loss_critic"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ami.agent.update import Updater
 from tests.agent.helpers import batch_dict, random_replay, tiny_agent
 
 # prediction-only training without stop-gradient (PLDM-style): no cost, termination or critic signal holds the
@@ -14,9 +15,9 @@ PRED_ONLY = dict(cost_weight=0.0, done_weight=0.0, target="grad")
 
 
 def _train(agent, replay, steps: int) -> dict:
-    m = {}
+    m, updater = {}, Updater(agent)
     for _ in range(steps):  # the latest value of each metric (health is measured every optim.health_every updates)
-        m.update(agent.update(batch_dict(replay, 128, 3)))
+        m.update(updater.step(batch_dict(replay, 128, 3))[0])
     return m
 
 

@@ -8,6 +8,7 @@ import pytest
 from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
+from ami.agent.update import Updater
 from ami.envs.make import EnvSpec, default_action_repeat, make_env, resolve_id
 from ami.memory.local import LocalReplay
 
@@ -46,7 +47,8 @@ def test_float64_env_segments_fit_the_replay_schema_and_train() -> None:
     runner.step(10)
     batch = replay.sample(8, 3)
     assert batch.data["obs"].dtype == np.float32 and batch.data["action"].dtype == np.float32
-    assert np.isfinite(agent.update({**batch.data, "mask": batch.mask, "weights": batch.weights})["loss_critic"])
+    m, _ = Updater(agent).step({**batch.data, "mask": batch.mask, "weights": batch.weights})
+    assert np.isfinite(m["loss_critic"])
 
 
 def test_dmc_ids_play_at_action_repeat_2_and_truncate_at_500_decisions() -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ami.agent.short_term import ShortTermMemory
+from ami.agent.update import Updater
 from tests.agent.helpers import tiny_agent
 from tests.goal.helpers import goal_agent, sticky_replay
 
@@ -19,7 +20,7 @@ def test_pixel_goal_agent_acts_two_level_and_trains_both_levels() -> None:
     replay = sticky_replay(env_id, agent, 80, seed=0)
     b = replay.sample(4, 4)
     before = {k: v.clone() for k, v in agent.state_dict().items()}
-    m = agent.update({**b.data, "mask": b.mask, "weights": b.weights})
+    m, _ = Updater(agent).step({**b.data, "mask": b.mask, "weights": b.weights})
     for key in ("loss_prediction", "l2_loss_prediction", "l2_loss_variance", "l2_loss_z"):
         assert np.isfinite(m[key]), key
     assert m["l2_loss_z"] > 0  # level 2's z posterior is trained under its KL limit

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ami.agent.update import Updater
 from ami.telemetry.discovery import Discovery, DiscoveryConfig
 from ami.telemetry.exporter import ExporterConfig, Target, start_process_metrics
 from ami.telemetry.metrics import CATALOG, LOSS_TERMS, Identity, LearnerMetrics, MetricSet, ReplayMetrics
@@ -138,8 +139,9 @@ def test_learner_metrics_read_agent_update_and_collapse_shows() -> None:
         ms = MetricSet(Identity("learner", "Pendulum-v1"))
         lm = LearnerMetrics(ms)
         m = {}
+        updater = Updater(agent)
         for _ in range(200):  # the latest of each metric: health is measured every agent.optim.health_every updates
-            m.update(agent.update(batch_dict(data, 128, 3)))
+            m.update(updater.step(batch_dict(data, 128, 3))[0])
         lm.update(m, n=200, seconds=2.0)
         assert {f"loss_{t}" for t in LOSS_TERMS} <= set(m)
         for t in LOSS_TERMS:
@@ -161,7 +163,7 @@ def test_goal_runs_report_level2_losses_and_success_rate() -> None:
     assert agent.hierarchy is not None
     data = sticky_replay("ami/TwoRooms-v0", agent, 600, seed=0)
     b = data.sample(32, 16)
-    m = agent.update({**b.data, "mask": b.mask, "weights": b.weights})
+    m, _ = Updater(agent).step({**b.data, "mask": b.mask, "weights": b.weights})
     lm = LearnerMetrics(MetricSet(Identity("learner", "ami/TwoRooms-v0")))
     lm.update(m, n=1)
     for t in LEVEL2_TERMS:
