@@ -281,12 +281,6 @@ class ActorWorker:
                     "replay_retries": self.replay_stats.get("write_retries", 0.0),
                     "claim_retries": self.claim_retries}
 
-    def close(self) -> None:
-        self.runner.close()
-        self.replay.close()
-        self.keys.close()
-        self.pm.close()
-
 
 @ray.remote(max_concurrency=1)
 class EvaluatorActor:

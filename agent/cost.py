@@ -26,9 +26,6 @@ class IntrinsicCost(nn.Module):
         self.cfg = cfg
         self.task_head = mlp(latent_dim + action_dim, hidden, 1)  # predicts symlog(env cost)
 
-    def task_symlog(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return self.task_head(torch.cat([s, a], -1)).squeeze(-1)
-
     def observed(self, env_cost: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The intrinsic cost of a real step, from the env's cost (= -reward): the critic's TD signal."""
         return self.cfg.task_weight * env_cost + self.cfg.energy_weight * a.pow(2).sum(-1)

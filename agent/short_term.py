@@ -9,11 +9,10 @@ import torch
 
 
 class ShortTermMemory:
-    """Current latent, previous plan (the planner's warm start) and a short (s, a, cost) history per env."""
+    """The previous plan (the planner's warm start), goal latents and a short (s, a, cost) history per env."""
 
     def __init__(self, num_envs: int, history: int = 16):
         self.num_envs = num_envs
-        self.latent: torch.Tensor | None = None
         self.plan: torch.Tensor | None = None
         self.goal: torch.Tensor | None = None
         self.level2 = None  # agent.hierarchy.Level2State while acting with the two-level planner
@@ -38,7 +37,6 @@ class ShortTermMemory:
         return self._fresh.copy()
 
     def record(self, latent: torch.Tensor, action: torch.Tensor, plan: torch.Tensor, cost: torch.Tensor) -> None:
-        self.latent = latent
         self.plan = plan
         self.history.append((latent, action, cost))
         self._fresh[:] = False

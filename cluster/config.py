@@ -252,8 +252,14 @@ def build(layers: list[dict]) -> TrainConfig:
     if cfg.learner.window < 1 or cfg.learner.batch_size < 1 or cfg.learner.snapshot_every < 1:
         raise ConfigError("learner.window, learner.batch_size and learner.snapshot_every must be positive")
     rt = cfg.runtime
-    if cfg.runner.explore not in ("plan", "random") or cfg.runner.random_repeat < 1:
-        raise ConfigError("runner.explore must be 'plan' or 'random' and runner.random_repeat positive")
+    if cfg.runner.explore not in ("plan", "random") or cfg.runner.random_repeat < 1 or cfg.runner.segment_length < 1:
+        raise ConfigError("runner.explore must be 'plan' or 'random', runner.random_repeat and runner.segment_length "
+                          "positive")
+    lc = cfg.learner
+    if min(lc.warmup_steps, lc.checkpoint_every, r.plan_evals, cfg.runtime.max_update_lag,
+           cfg.runtime.max_restarts) < 0 or lc.updates_per_step <= 0:
+        raise ConfigError("learner.warmup_steps, learner.checkpoint_every, run.plan_evals, runtime.max_update_lag "
+                          "and runtime.max_restarts must not be negative, learner.updates_per_step positive")
     counts = (rt.version_check_every, rt.claim_steps, rt.learner_chunk, rt.learner_threads)
     if min(counts) < 1 or min(rt.poll_s, rt.redis_timeout_s) <= 0:
         raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, learner_threads, poll_s and "

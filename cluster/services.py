@@ -59,7 +59,6 @@ class Services:
         self._server = None
         self._owns_ray = False
         self._local_ray = False
-        self.redis_restarts = 0
         self.url = ""
 
     def start(self) -> Services:
@@ -92,22 +91,13 @@ class Services:
         """Interface for the run's /metrics endpoints: loopback when everything runs on this machine."""
         return "127.0.0.1" if self._local_ray else "0.0.0.0"
 
-    @property
-    def redis_pid(self) -> int | None:
-        return self._server.pid if self._server is not None else None
-
     def supervise(self) -> bool:
         """Restart the private redis-server if it died (same port and directory: the AOF brings the data back);
         True when it did."""
         if self._server is None or self._server.running:
             return False
         self._server.restart()
-        self.redis_restarts += 1
         return True
-
-    @property
-    def owns_redis(self) -> bool:
-        return self._server is not None
 
     def close(self) -> None:
         import ray

@@ -8,7 +8,6 @@ the learner may live on another node.
 from __future__ import annotations
 
 import io
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,6 @@ class Learner:
         self._snapshots = Every(cfg.snapshot_every)
         self._sums: dict[str, float] = {}
         self._counts: dict[str, int] = {}
-        self._t_busy = 0.0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="ami-sample")
         self._prefetched: Future | None = None
         self.last_metrics: dict[str, float] = {}  # of the latest update (gauges; the sums are for log lines)
@@ -82,7 +80,6 @@ class Learner:
         """Run n updates; True when a new snapshot version became due. Sampling of the next batch overlaps the
         current update; none is in flight once this returns (the replay is then free for its other callers)."""
         published = False
-        t0 = time.perf_counter()
         try:
             for i in range(n):
                 published = self._train_one(self._next_batch(more=i + 1 < n)) or published
@@ -90,7 +87,6 @@ class Learner:
             if self._prefetched is not None:  # an update failed mid-chunk: let its sample finish, then drop it
                 self._prefetched.exception()
                 self._prefetched = None
-            self._t_busy += time.perf_counter() - t0
         return published
 
     def _train_one(self, batch: Batch) -> bool:

@@ -200,10 +200,3 @@ class LearnerActor:
         self.pm.learner.checkpoint_saved()
         return data
 
-    def close(self) -> None:
-        self.stop()
-        self.replay.close()
-        if self.keys:
-            self.keys.close()
-        self.pm.close()
-

@@ -12,7 +12,7 @@ from ami.memory.sampling import PriorityParams
 
 _LAZY = {
     "RedisReplay": "ami.memory.redis_replay", "ReplayUnreachable": "ami.memory.redis_replay",
-    "check_urls": "ami.memory.redis_replay", "make_replay": "ami.memory.redis_replay",
+    "check_urls": "ami.memory.redis_replay",
     "EmbeddedRedis": "ami.memory.embedded", "RedisServerNotFound": "ami.memory.embedded",
 }
 
@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "EmbeddedRedis", "RedisReplay", "RedisServerNotFound", "ReplayUnreachable", "check_urls", "make_replay",
+    "EmbeddedRedis", "RedisReplay", "RedisServerNotFound", "ReplayUnreachable", "check_urls",
     "REQUIRED_COLUMNS", "SCHEMA_VERSION", "Batch", "CorruptRecord", "EmbeddedRedisConfig", "LocalReplay",
     "PriorityParams", "RateLimitTimeout", "RateLimiter", "ReplayConfig", "ReplayMemory", "Segment",
     "SegmentMeta", "decode_segment", "encode_segment", "redact_url",

@@ -52,14 +52,12 @@ class EmbeddedRedisConfig:
 
 @dataclass(frozen=True)
 class ReplayConfig:
-    """Replay memory settings shared by LocalReplay and RedisReplay (see make_replay)."""
+    """Replay memory settings shared by LocalReplay and RedisReplay."""
 
-    backend: str = "redis"
-    """"redis" (default everywhere a user runs) or "local" (in process)."""
     capacity_transitions: int = 1_000_000
     """Total transitions kept (split evenly over shards); oldest whole segments are evicted first."""
     urls: tuple[str, ...] = field(default=(), repr=False)
-    """Redis URLs, one per shard (redis://, rediss://, unix://); empty = start an embedded server."""
+    """Redis URLs, one per shard (redis://, rediss://, unix://), when RedisReplay is given none itself."""
     namespace: str = "ami:replay"
     """Key prefix inside each Redis database."""
     seed: int | None = None
@@ -102,12 +100,8 @@ class ReplayConfig:
     """Largest encoded segment accepted (codec max_buffer_size)."""
     socket_timeout_s: float = 10.0
     """Redis socket connect/read timeout."""
-    embedded: EmbeddedRedisConfig = EmbeddedRedisConfig()
-    """Server settings used when urls is empty."""
 
     def __post_init__(self) -> None:
-        if self.backend not in ("redis", "local"):
-            raise ValueError(f"replay backend must be 'redis' or 'local', not {self.backend!r}")
         if isinstance(self.urls, str):
             object.__setattr__(self, "urls", (self.urls,))
         else:

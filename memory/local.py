@@ -69,10 +69,6 @@ class LocalReplay:
             self._c["inserted_segments"] += 1
             self._cond.notify_all()
 
-    def add_many(self, segments: list[Segment]) -> None:
-        for s in segments:
-            self.add(s)
-
     # ------------------------------------------------------------------ sampling
     def _counts(self) -> Counts:
         return Counts(self._part.index.transitions, self._c["inserted_transitions"], self._c["sampled_windows"])

@@ -52,7 +52,7 @@ class RedisReplay:
     def __init__(self, config: ReplayConfig, urls: str | Sequence[str] | None = None) -> None:
         urls = config.urls if urls is None else ((urls,) if isinstance(urls, str) else tuple(urls))
         if not urls:
-            raise ValueError("RedisReplay needs at least one redis URL (or use make_replay to embed a server)")
+            raise ValueError("RedisReplay needs at least one redis URL")
         if len(urls) > 1 << SHARD_BITS:
             raise ValueError(f"at most {1 << SHARD_BITS} shards")
         self.config = config
@@ -66,7 +66,6 @@ class RedisReplay:
         budget = config.sample_cache_bytes // len(self.shards)
         self._readers = [ShardReader(s, self._prio, budget, config.max_record_bytes) for s in self.shards]
         self._sample_batches = 0
-        self._owned_server = None  # set by make_replay when it started an embedded server
         self._closed = False
 
     def __repr__(self) -> str:
@@ -78,10 +77,6 @@ class RedisReplay:
         """Encode and queue a segment; sent at once when write_flush_segments is reached. Never raises on a
         lost connection: the segment stays buffered (bounded) and is retried with backoff."""
         self._writer.add(segment)
-
-    def add_many(self, segments: Sequence[Segment]) -> None:
-        for s in segments:
-            self._writer.add(s)
 
     def flush(self, timeout_s: float | None = None) -> bool:
         """Send everything buffered (retrying); True when nothing is left unsent."""
@@ -268,34 +263,9 @@ class RedisReplay:
         finally:
             for s in self.shards:
                 s.close()
-            if self._owned_server is not None:
-                self._owned_server.stop()
 
     def __enter__(self) -> RedisReplay:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def make_replay(config: ReplayConfig, urls: str | Sequence[str] | None = None):
-    """LocalReplay or RedisReplay per config.backend. A Redis replay with no URLs starts an EmbeddedRedis
-    (config.embedded) that it owns and stops on close()."""
-    if config.backend == "local":
-        from ami.memory.local import LocalReplay
-
-        return LocalReplay.from_config(config)
-    urls = config.urls if urls is None else urls
-    if urls:
-        return RedisReplay(config, urls)
-    from ami.memory.embedded import EmbeddedRedis
-
-    server = EmbeddedRedis(config.embedded)
-    server.start()
-    try:
-        rep = RedisReplay(config, server.url)
-    except Exception:
-        server.stop()
-        raise
-    rep._owned_server = server
-    return rep

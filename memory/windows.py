@@ -39,10 +39,6 @@ class Arena:
         self.schema: Schema | None = None
         self.owner = np.full(rows, -1, np.int64)
 
-    @property
-    def row_bytes(self) -> int:
-        return sum(c.itemsize * int(np.prod(c.shape[1:])) for c in self.cols.values())
-
     def _allocate(self, data: dict[str, np.ndarray]) -> None:
         for k in ("terminated", "truncated"):
             if np.ndim(data[k]) != 1:

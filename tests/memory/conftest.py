@@ -42,7 +42,7 @@ def make_replay(request):
     namespace = f"test:{uuid.uuid4().hex[:12]}"
 
     def make(capacity, seed=None, share_with=None, **kw):
-        cfg = ReplayConfig(backend=backend, capacity_transitions=capacity, seed=seed, urls=urls,
+        cfg = ReplayConfig(capacity_transitions=capacity, seed=seed, urls=urls,
                            namespace=namespace, **{**extra, **kw})
         if share_with is not None and backend == "local":
             share_with._limiter = cfg.rate_limiter()

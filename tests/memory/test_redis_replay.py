@@ -17,8 +17,7 @@ from scipy import stats as sstats
 
 from ami.memory.config import EmbeddedRedisConfig, ReplayConfig, redact_url
 from ami.memory.embedded import EmbeddedRedis, RedisServerNotFound
-from ami.memory.local import LocalReplay
-from ami.memory.redis_replay import RedisReplay, ReplayUnreachable, check_urls, make_replay
+from ami.memory.redis_replay import RedisReplay, ReplayUnreachable, check_urls
 from tests.memory.replay_helpers import delete_namespace, make_segment
 
 
@@ -188,20 +187,6 @@ def test_unix_socket_server(tmp_path):
 def test_missing_redis_server_binary_is_a_clear_error():
     with pytest.raises(RedisServerNotFound, match="apt-get install -y redis-server"):
         EmbeddedRedis(EmbeddedRedisConfig(binary="redis-server-does-not-exist"))
-
-
-def test_make_replay_factory():
-    cfg = ReplayConfig(capacity_transitions=100, embedded=EmbeddedRedisConfig(appendonly=False))
-    rep = make_replay(cfg)
-    server = rep._owned_server
-    assert isinstance(rep, RedisReplay) and server.running
-    rep.add(make_segment(5, 0))
-    assert rep.size() == 5
-    rep.close()
-    assert not server.running
-    assert isinstance(make_replay(ReplayConfig(backend="local", capacity_transitions=10)), LocalReplay)
-    with pytest.raises(ValueError):
-        ReplayConfig(backend="memcached")
 
 
 def test_tls_rediss_url(tmp_path):
