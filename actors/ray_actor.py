@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import warnings
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,9 @@ class ActorSpec:
     None: env_id as registered. Metrics keep env_id."""
 
 
+LATENCIES = 512
+"""Broadcast latencies an actor keeps for the run's percentiles (the newest)."""
+
 PAUSE_MIN_S, PAUSE_MAX_S = 0.005, 0.08
 """An actor ahead of the learner sleeps between looks at its progress, doubling from the first to the second."""
 
@@ -118,7 +122,8 @@ class ActorWorker:
         self.lag_sum = 0
         self.lag_max = 0
         self.versions_used: set[int] = set()
-        self.latencies: list[float] = []  # publish -> acting, seconds
+        # publish -> acting, seconds: the latest LATENCIES only (a status answer carries them all)
+        self.latencies: deque[float] = deque(maxlen=LATENCIES)
         self.paused_s = 0.0
         self.t_run = 0.0
         self._t_replay = 0.0

@@ -26,7 +26,7 @@ from torch import nn
 from ami.agent.actions import ActionSpec
 from ami.agent.config import HierarchyConfig
 from ami.agent.goal_value import GoalValue
-from ami.agent.latent_model import PlanParts
+from ami.agent.latent_model import OnParts, PlanParts
 from ami.agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
 from ami.agent.nets import mlp
 from ami.agent.planner import Planner, trajectory_cost
@@ -161,23 +161,14 @@ class Level2Model(ChargedEveryStep):
 
 
 @dataclass
-class SubgoalModel(ChargedEveryStep):
+class SubgoalModel(ChargedEveryStep, OnParts):
     """Level-1 PlanModel whose state is the flattened window of the last k latents [N, k*D]: each step predicts
     the next latent and charges the distance between level 2's encoding of the new window and the sub-goal."""
 
-    parts: PlanParts
     level2: Level2
     subgoal: torch.Tensor  # [E, d2]
     goal: torch.Tensor  # [E, D] level-1 goal latent, for the optional flat term
     counter: dict
-
-    @property
-    def action(self) -> ActionSpec:
-        return self.parts.action
-
-    @property
-    def z_dim(self) -> int:
-        return self.parts.world_model.z_dim
 
     def step(self, x, a, z):
         wm, cfg = self.parts.world_model, self.parts.cfg

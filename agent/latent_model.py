@@ -38,11 +38,10 @@ class PlanParts:
 
 
 @dataclass
-class LatentModel:
-    """Adapts world model + intrinsic cost + critic + mode-1 to the planner's PlanModel protocol."""
+class OnParts:
+    """A PlanModel over level-1 latents: the agent's action space and latent variable."""
 
     parts: PlanParts
-    goal: torch.Tensor | None = None
 
     @property
     def action(self) -> ActionSpec:
@@ -51,6 +50,13 @@ class LatentModel:
     @property
     def z_dim(self) -> int:
         return self.parts.world_model.z_dim
+
+
+@dataclass
+class LatentModel(OnParts):
+    """Adapts world model + intrinsic cost + critic + mode-1 to the planner's PlanModel protocol."""
+
+    goal: torch.Tensor | None = None
 
     @property
     def gamma(self) -> float:

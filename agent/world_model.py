@@ -18,7 +18,7 @@ from gymnasium import spaces
 from torch import nn
 
 from ami.agent.actions import ActionSpec
-from ami.agent.config import EncoderConfig, WorldModelConfig
+from ami.agent.config import TARGETS, EncoderConfig, WorldModelConfig
 from ami.agent.losses import gaussian_kl
 from ami.agent.nets import ema_, mlp
 from ami.agent.perception import make_encoder
@@ -34,8 +34,8 @@ class WorldModel(nn.Module):
         d, a, zd = cfg.latent_dim, action.dim, cfg.z_dim
         self.encoder = make_encoder(obs_space, enc, d)
         self.target_encoder: nn.Module | None = None
-        if cfg.target not in ("sg", "ema", "grad"):
-            raise ValueError(f"world_model.target must be 'sg', 'ema' or 'grad', got {cfg.target!r}")
+        if cfg.target not in TARGETS:
+            raise ValueError(f"world_model.target must be one of {', '.join(TARGETS)}, got {cfg.target!r}")
         if cfg.target == "ema":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = mlp(d + a + zd, cfg.hidden, d)

@@ -23,7 +23,7 @@ from ami.cluster.envinfo import EnvInfo
 from ami.cluster.learner_link import LearnerLink
 from ami.cluster.loop import drive
 from ami.cluster.observe import RunObserver
-from ami.cluster.ray_figures import lag, ray_extras
+from ami.cluster.ray_figures import Lag, ray_extras
 from ami.cluster.rundir import RunDir
 from ami.cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from ami.cluster.services import Services
@@ -66,7 +66,7 @@ class RayBackend:
         self.env_steps = book.env_steps
         self._returns: list[float] = []
         self.restarts = {"actor": 0, "learner": 0, "redis": 0}
-        self.lag_samples: list[int] = []
+        self.lag = Lag()
         self.topped_up_at = -1  # stored steps at the last top-up (no progress since: stop topping up)
         path = run.path.resolve()  # one replay namespace per run directory
         self.namespace = f"ami:{path.name}-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
@@ -128,8 +128,7 @@ class RayBackend:
         self._returns += self.actors.poll(self.cfg.runtime.poll_s)
         self.learner.poll(self._restore_from, self._stored)
         self.env_steps = self.book.resumed_at + self.actors.stepped()
-        version = self.learner.status["version"]  # policy lag, sampled: versions the acting weights are behind
-        self.lag_samples += [max(0, version - v) for v in self.actors.versions().values()]
+        self.lag.add(self.version, self.actors.versions().values())
         self.obs.collect()
 
     def _restore_from(self) -> bytes | None:
@@ -223,7 +222,7 @@ class RayBackend:
         return self.learner.ask("checkpoint", counters)
 
     def log_extras(self) -> dict:
-        return {**(self.learner.ask("drain_metrics") or {}), "policy_lag_mean": lag(self.lag_samples)[0],
+        return {**(self.learner.ask("drain_metrics") or {}), "policy_lag_mean": self.lag.mean,
                 "actors": self.actors.live}
 
     def postfix(self) -> dict:
@@ -238,7 +237,7 @@ class RayBackend:
     def extras(self, interrupted: bool) -> dict:
         inserted = int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
         return {"interrupted": interrupted,
-                **ray_extras(self.actors, self.learner, self.lag_samples, self.restarts, inserted)}
+                **ray_extras(self.actors, self.learner, self.lag, self.restarts, inserted)}
 
     def close(self) -> None:
         """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""

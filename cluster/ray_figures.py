@@ -15,25 +15,36 @@ RAY_KEYS = ("actors", "actor_env_steps", "restarts", "recoveries", "actor_nodes"
 """The keys a Ray run's summary.json has beyond every backend's (docs/contracts.md)."""
 
 
-def lag(samples: list[int]) -> tuple[float, int]:
-    """Policy lag (mean, max) of the samples taken at every poll: learner version minus each running actor's."""
-    return (float(np.mean(samples)), int(max(samples))) if samples else (0.0, 0)
+class Lag:
+    """Policy lag, sampled at every poll: learner version minus each running actor's (a running mean and max,
+    so a long run keeps three numbers, not every sample)."""
+
+    def __init__(self):
+        self.total, self.n, self.max = 0, 0, 0
+
+    def add(self, learner_version: int, actor_versions) -> None:
+        for v in actor_versions:
+            d = max(0, learner_version - v)
+            self.total, self.n, self.max = self.total + d, self.n + 1, max(self.max, d)
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n if self.n else 0.0
 
 
-def ray_extras(pool: ActorPool, learner: LearnerLink, lag_samples: list[int], restarts: dict[str, int],
+def ray_extras(pool: ActorPool, learner: LearnerLink, lag: Lag, restarts: dict[str, int],
                inserted: int) -> dict:
     """summary.json's RAY_KEYS (`inserted`: transitions the replay received during this invocation)."""
     st = pool.totals()
     seg = sum(s["segments"] for s in st)
     lat = [x for s in st for x in s["latencies"]]
-    lag_mean, lag_max = lag(lag_samples)
     ls, wall = learner.status, learner.status["wall_s"]
     steps = dict(sorted(zip(pool.status, (s["env_steps"] for s in st), strict=True)))
     return {"actors": len(st), "actor_env_steps": {str(i): n for i, n in steps.items()},
            "restarts": dict(restarts), "recoveries": learner.recoveries,
            "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": ls["node_id"],
            "learner_device": ls["device"], "replay_inserted_transitions": inserted,
-           "policy_lag_mean": lag_mean, "policy_lag_max": lag_max,
+           "policy_lag_mean": lag.mean, "policy_lag_max": lag.max,
            "segment_lag_mean": sum(s["lag_sum"] for s in st) / seg if seg else 0.0,
            "versions_used": sorted({v for s in st for v in s["versions_used"]}),
            "broadcast_latency_p50_ms": float(np.percentile(lat, 50) * 1e3) if lat else None,
