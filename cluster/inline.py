@@ -106,7 +106,7 @@ class InlineBackend:
         if due and self.replay.size() >= self.cfg.learner.batch_size:
             t0 = time.perf_counter()
             published = self.learner.train(due)
-            self.obs.trained(self.learner.last_metrics, due, time.perf_counter() - t0,
+            self.obs.trained(self.learner.latest, due, time.perf_counter() - t0,
                              self.learner.version if published else None)
             self.runner.policy_version = self.learner.version
         return True

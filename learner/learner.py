@@ -57,7 +57,9 @@ class Learner:
         self._counts: dict[str, int] = {}
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="ami-sample")
         self._prefetched: Future | None = None
-        self.last_metrics: dict[str, float] = {}  # of the latest update (gauges; the sums are for log lines)
+        # the newest value of each metric (the exporter's gauges; some come every few updates only), while the
+        # sums are for log lines
+        self.latest: dict[str, float] = {}
 
     def due(self, env_steps: int) -> int:
         """Updates owed at this many env steps under the replay ratio."""
@@ -93,7 +95,7 @@ class Learner:
         """One update on `batch`; True when it made a new snapshot version due."""
         prioritized = self.replay.prioritized  # else no TD errors are copied out for priorities
         m, prio = self.updater.step(batch_to_dict(batch), priorities=prioritized)
-        self.last_metrics = m
+        self.latest.update(m)
         if prio is not None:
             self.replay.update_priorities(batch.keys, prio)
         for k, v in m.items():  # some metrics come every few updates only: each key keeps its own count

@@ -60,8 +60,6 @@ class LearnerActor:
         self._t_start = time.perf_counter()
         self._latest: dict = {"version": -1, "ref": None, "published_at": 0.0, "updates": 0}
         self._weights_mb = 0.0
-        self._sums: dict[str, float] = {}  # update metrics since the driver's last drain (the exporter reads its own)
-        self._counts: dict[str, int] = {}
         self._t_replay = 0.0
         # Ray restarted this actor after a crash: publish nothing until the driver restore()s the last checkpoint
         with warnings.catch_warnings():  # Ray's property reads a deprecated attribute internally
@@ -135,13 +133,10 @@ class LearnerActor:
             published = self.learner.train(due)
             if published:
                 self._publish()
-            m = self.learner.drain_metrics()  # the one reader of the Learner's sums; kept here for the driver
-            for k, v in m.items():  # weighted by updates; a key missing from a chunk does not dilute its mean
-                self._sums[k] = self._sums.get(k, 0.0) + v * due
-                self._counts[k] = self._counts.get(k, 0) + due
+            latest = dict(self.learner.latest)
         dt = time.perf_counter() - t0
         self._busy_s += dt
-        self.pm.learner.update(m, n=due, seconds=dt)
+        self.pm.learner.update(latest, n=due, seconds=dt)
         if t0 - self._t_replay >= 2.0:
             self._t_replay = t0
             self.pm.replay.observe_client(self.replay.stats())
@@ -187,11 +182,9 @@ class LearnerActor:
                 "node_id": ray.get_runtime_context().get_node_id()}
 
     def drain_metrics(self) -> dict:
-        """Means of the update metrics since the last call."""
+        """Means of the update metrics since the last call (the driver's log lines)."""
         with self._lock:
-            out = {k: v / self._counts[k] for k, v in self._sums.items()}
-            self._sums, self._counts = {}, {}
-            return out
+            return self.learner.drain_metrics()
 
     def checkpoint(self, counters: dict) -> bytes:
         """The learner state (model, optimisers, targets, counters) as the bytes of a checkpoint file."""

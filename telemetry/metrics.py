@@ -5,8 +5,8 @@ built at runtime turns it into metrics inside the process's own CollectorRegistr
 (role, actor_id, env_id) filled into every series. `deploy/grafana/generate.py` and the tests read `CATALOG`,
 so dashboards and code cannot drift apart.
 
-The helpers take the dicts our code already produces: `LearnerMetrics.update` the dict of `Agent.update()` (or
-the means of `Learner.drain_metrics()`), `ReplayMetrics.observe_*` the dict of `ReplayMemory.stats()`,
+The helpers take the dicts our code already produces: `LearnerMetrics.update` the metrics of `Updater.step()`
+(`Learner.latest` holds the newest of each), `ReplayMetrics.observe_*` the dict of `ReplayMemory.stats()`,
 `DriverMetrics.evaluation` the dict of `actors.runner.evaluate`.
 """
 
@@ -25,10 +25,10 @@ CLIENT = ("role", "actor_id", "env_id")
 """Labels of replay-client series: every process that writes or samples keeps its own."""
 
 LOSS_TERMS = ("prediction", "variance", "covariance", "z", "cost", "done", "critic", "policy", "total")
-"""Values of the `term` label of ami_learner_loss; `Agent.update()` reports them as loss_<term>."""
+"""Values of the `term` label of ami_learner_loss; `Updater.step()` reports them as loss_<term>."""
 
 LEVEL2_TERMS = ("prediction", "variance", "covariance", "z")
-"""Values of the `term` label of ami_learner_level2_loss; `Agent.update()` reports them as l2_loss_<term>."""
+"""Values of the `term` label of ami_learner_level2_loss; `Updater.step()` reports them as l2_loss_<term>."""
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -252,7 +252,7 @@ class LearnerMetrics:
         ms.metric("ami_learner_checkpoint_age_seconds").set_function(lambda: time.time() - self._saved_at)
 
     def update(self, metrics: Mapping[str, float], n: int = 1, seconds: float | None = None) -> None:
-        """After `n` updates (taking `seconds`): `metrics` as Agent.update() / Learner.drain_metrics() give them."""
+        """After `n` updates (taking `seconds`): `metrics` as Updater.step() / Learner.latest give them."""
         for term in LOSS_TERMS:
             if f"loss_{term}" in metrics:
                 self.ms.metric("ami_learner_loss", term=term).set(float(metrics[f"loss_{term}"]))

@@ -124,7 +124,7 @@ def test_counter_totals_survive_a_source_restart() -> None:
 
 
 def test_learner_metrics_read_agent_update_and_collapse_shows() -> None:
-    """Every loss term of Agent.update() lands in ami_learner_loss, and the representation-health gauges (per-dim
+    """Every loss term of Updater.step() lands in ami_learner_loss, and the representation-health gauges (per-dim
     embedding std) fall when the anti-collapse (VICReg) terms are off. (Effective rank is scale-free: a JEPA
     that shrinks every dimension together keeps it, so the std gauges are the collapse alarm.)"""
     from tests.agent.helpers import batch_dict, random_replay, tiny_agent
