@@ -47,9 +47,9 @@ def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record
     seed_everything(r.seed)
     ckpt = run.latest_checkpoint.read_bytes() if record is None and run.latest_checkpoint.exists() else None
     run.create()
-    backend = InlineBackend(cfg, agent_cfg, info, run, ckpt, metrics_port)
+    book = RunBook(cfg, run, checkpoint_counters(ckpt) if ckpt else None, backend="inline")
+    backend = InlineBackend(cfg, agent_cfg, info, run, book, ckpt, metrics_port)
     try:  # endpoints down and the run's discovery file removed however the run ends
-        book = RunBook(cfg, run, checkpoint_counters(ckpt) if ckpt else None, backend="inline")
         return drive(cfg, run, book, backend, record, progress)
     finally:
         backend.obs.close()
@@ -61,7 +61,7 @@ class InlineBackend:
     live = 1
     learner_up = True
 
-    def __init__(self, cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, ckpt: bytes | None,
+    def __init__(self, cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, book: RunBook, ckpt: bytes | None,
                  metrics_port: int | None):
         r = cfg.run
         self.cfg = cfg
@@ -71,11 +71,10 @@ class InlineBackend:
         self.runner = EpisodeRunner(env_spec(r, r.explore_env_id), TimedAgent(self.agent, self.obs.actor),
                                     cfg.runner, self._sink, RunnerPlace(num_envs=r.envs_per_actor, seed=r.seed))
         self.learner = Learner(self.agent, self.replay, cfg.learner)
-        base = checkpoint_counters(ckpt) if ckpt else {}
         if ckpt:
             self.learner.restore(ckpt)
             self.runner.policy_version = self.learner.version
-        self._steps = int(base.get("env_steps", 0))
+        self._steps = book.env_steps
         self.fresh = ckpt is None  # random play during warm-up (a resumed run has had its own)
         self._evals: list[tuple[dict, int, int]] = []
 
