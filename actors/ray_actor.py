@@ -26,7 +26,7 @@ import torch
 from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace, TimedAgent, evaluate
 from ami.agent.agent import Agent
 from ami.envs.make import EnvSpec
-from ami.learner.pacing import updates_owed
+from ami.learner.pacing import updates_owed, vector_steps_left
 from ami.memory.config import ReplayConfig
 from ami.memory.core import Segment
 from ami.memory.redis_replay import RedisReplay
@@ -213,7 +213,7 @@ class ActorWorker:
             self.pm.actor.budget_wait(time.perf_counter() - t0)
         start = total - want
         self.claimed_total = min(total, self.spec.steps)
-        return start, max(0, min(want, self.spec.steps - start)) // m
+        return start, min(want // m, vector_steps_left(start, self.spec.steps, m))
 
     def run(self, fresh: bool = True) -> dict:
         """Step until the budget is spent or stop(); flush everything; return the final status."""

@@ -22,6 +22,7 @@ from ami.cluster.inline_metrics import InlineMetrics
 from ami.cluster.loop import drive
 from ami.cluster.rundir import RunDir
 from ami.learner.learner import Learner, checkpoint_counters
+from ami.learner.pacing import vector_steps_left
 from ami.memory.local import LocalReplay
 
 
@@ -96,9 +97,9 @@ class InlineBackend:
         return self.learner.version
 
     def step(self) -> bool:
-        if self._steps >= self.cfg.run.steps:
-            return False
         m = self.runner.num_envs
+        if not vector_steps_left(self._steps, self.cfg.run.steps, m):
+            return False
         self._steps += self.runner.step(1, random=self.fresh and self._steps < self.cfg.learner.warmup_steps)
         self.obs.stepped(m, self.runner.episodes, self.runner.policy_version, self.learner.version)
         due = self.learner.due(self._steps)

@@ -13,6 +13,12 @@ def updates_owed(env_steps: int, warmup_steps: int, updates_per_step: float) -> 
     return int((env_steps - warmup_steps + 1) * updates_per_step)
 
 
+def vector_steps_left(env_steps: int, budget: int, num_envs: int) -> int:
+    """Vector steps of `num_envs` envs that fit into what is left of a `budget` of env steps: a run whose step
+    count is no multiple of its envs per actor stops at the multiple below it (never above), on every backend."""
+    return max(0, budget - env_steps) // num_envs
+
+
 class Every:
     """An every-N schedule over a counter that polls read: multiple k of N is marked at the first poll at or
     past k*N; several multiples crossed in one poll are marked together, by one event. A counter that goes back

@@ -43,9 +43,10 @@ def test_pip_install_claims_only_ami_beside_other_memory_and_envs(tmp_path: Path
     py = str(env_dir / "bin" / "python")
     deps = next(p for p in map(Path, sys.path) if p.name == "site-packages")
     env = {"PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
-    pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
-    subprocess.run([*pip, str(src), str(_standin(tmp_path, "memory")), str(_standin(tmp_path, "envs"))],
-                   check=True, timeout=600, env=env)
+    pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "setuptools>=68"], check=True, timeout=300, env=env)  # one build backend for all three
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", str(src), str(_standin(tmp_path, "memory")),
+                    str(_standin(tmp_path, "envs"))], check=True, timeout=600, env=env)
     env["PYTHONPATH"] = str(deps)
     site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True, env=env).stdout.strip())

@@ -144,3 +144,11 @@ def test_resume_reads_a_config_yaml_of_an_older_commit(tmp_path: Path) -> None:
     s = json.loads((run / "summary.json").read_text())
     assert s["env_steps"] == 300 and s["seed"] == 3 and s["backend"] == "inline"
     assert (run / "config.yaml").read_text() == old  # a resumed run keeps its own record
+
+
+def test_a_step_count_no_multiple_of_the_envs_ends_below_it_inline_as_on_ray(tmp_path: Path) -> None:
+    """--steps 31 with 2 envs per actor: 30 env steps, as a Ray run's budget claims grant (learner/pacing.py)."""
+    run = tmp_path / "odd"
+    assert main(["train", *TINY, "--steps", "31", "--envs-per-actor", "2", "--run-dir", str(run),
+                 "learner.warmup_steps=1000", "run.eval_episodes=1"]) == 0
+    assert json.loads((run / "summary.json").read_text())["env_steps"] == 30

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ami.learner.pacing import Every, updates_owed
+from ami.learner.pacing import Every, updates_owed, vector_steps_left
 
 
 def test_every_marks_each_multiple_at_the_first_poll_past_it() -> None:
@@ -21,3 +21,8 @@ def test_updates_owed_follow_the_replay_ratio_after_warm_up() -> None:
     assert updates_owed(999, 1000, 1.0) == 0
     assert updates_owed(1000, 1000, 1.0) == 1 and updates_owed(1599, 1000, 1.0) == 600
     assert updates_owed(1799, 1000, 0.25) == 200
+
+
+def test_a_step_count_no_multiple_of_the_envs_stops_below_it() -> None:
+    assert vector_steps_left(0, 31, 2) == 15 and vector_steps_left(30, 31, 2) == 0
+    assert vector_steps_left(40, 31, 2) == 0 and vector_steps_left(28, 32, 2) == 2

@@ -26,7 +26,7 @@ def _run(tmp: Path, backend: str, envs: int, steps: int, redis_url: str) -> tupl
     return json.loads((run / "summary.json").read_text()), lines
 
 
-@pytest.mark.parametrize("envs, steps", [(1, 450), (3, 600)])
+@pytest.mark.parametrize("envs, steps", [(1, 300), (3, 600)])
 def test_inline_and_ray_runs_end_alike(ray_cluster, redis_server, tmp_path: Path, envs: int, steps: int) -> None:
     inline, i_lines = _run(tmp_path, "inline", envs, steps, redis_server.url)
     ray, r_lines = _run(tmp_path, "ray", envs, steps, redis_server.url)
