@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ami.cluster.config import ConfigError
+from ami.cluster.rundir import RunDir
 
 RUNNING_FILE = "running.json"
 SCALE_FILE = "scale.json"
@@ -40,9 +41,7 @@ def request_scale(run_dir: Path, actors: int) -> dict:
     if not _alive(int(info.get("pid", -1))):
         raise ConfigError(f"{run_dir}: the run's driver (pid {info.get('pid')}) is not running")
     req = {"actors": int(actors), "requested_at": time.time()}
-    tmp = Path(run_dir) / f".{SCALE_FILE}.tmp"
-    tmp.write_text(json.dumps(req))
-    os.replace(tmp, Path(run_dir) / SCALE_FILE)
+    RunDir(Path(run_dir)).write(SCALE_FILE, json.dumps(req))
     return {"run_dir": str(run_dir), "actors_before": info.get("actors"), **req}
 
 
