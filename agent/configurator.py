@@ -32,7 +32,7 @@ class ComputeBudget:
 def configure(obs_space: spaces.Space, action_space: spaces.Space, task: str = "reward",
               budget: ComputeBudget | None = None) -> AgentConfig:
     """A complete AgentConfig for this task (agent.belief stays 'auto': the env's declaration is read where the
-    run resolves its config, `cluster.config.resolve_agent`)."""
+    run resolves its config, `cluster.resolve.configure_agent`)."""
     if task not in ("reward", "goal"):
         raise ValueError(f"task must be 'reward' or 'goal', got {task!r}")
     budget = budget or ComputeBudget()

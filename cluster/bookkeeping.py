@@ -21,6 +21,7 @@ class RunBook:
         self.episodes = int(c.get("episodes", 0))
         self.wall_before = float(c.get("wall_seconds", 0.0))
         self.resumed_at = self.env_steps
+        self.resumed_version = int(c.get("version", 0))  # the weights version the run goes on from
         self.t0 = time.perf_counter()
         self.recent: list[float] = []
         self.last_eval: dict = {}

@@ -21,7 +21,7 @@ from ami.cluster.envinfo import EnvInfo
 from ami.cluster.inline_metrics import InlineMetrics
 from ami.cluster.loop import drive
 from ami.cluster.rundir import RunDir
-from ami.learner.learner import Learner, checkpoint_counters
+from ami.learner.learner import Learner, checkpoint_state
 from ami.learner.pacing import vector_steps_left
 from ami.memory.local import LocalReplay
 
@@ -46,10 +46,11 @@ def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record
     r = cfg.run
     torch.set_num_threads(r.torch_threads or usable_cores())
     seed_everything(r.seed)
-    ckpt = run.latest_checkpoint.read_bytes() if record is None and run.latest_checkpoint.exists() else None
+    resumed = record is None and run.latest_checkpoint.exists()
+    state = checkpoint_state(run.latest_checkpoint.read_bytes()) if resumed else None
     run.create()
-    book = RunBook(cfg, run, checkpoint_counters(ckpt) if ckpt else None, backend="inline")
-    backend = InlineBackend(cfg, agent_cfg, info, run, book, ckpt, metrics_port)
+    book = RunBook(cfg, run, state["counters"] if state else None, backend="inline")
+    backend = InlineBackend(cfg, agent_cfg, info, run, book, state, metrics_port)
     try:  # endpoints down and the run's discovery file removed however the run ends
         return drive(cfg, run, book, backend, record, progress)
     finally:
@@ -62,7 +63,7 @@ class InlineBackend:
     live = 1
     learner_up = True
 
-    def __init__(self, cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, book: RunBook, ckpt: bytes | None,
+    def __init__(self, cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, book: RunBook, state: dict | None,
                  metrics_port: int | None):
         r = cfg.run
         self.cfg = cfg
@@ -72,11 +73,11 @@ class InlineBackend:
         self.runner = EpisodeRunner(env_spec(r, r.explore_env_id), TimedAgent(self.agent, self.obs.actor),
                                     cfg.runner, self._sink, RunnerPlace(num_envs=r.envs_per_actor, seed=r.seed))
         self.learner = Learner(self.agent, self.replay, cfg.learner)
-        if ckpt:
-            self.learner.restore(ckpt)
+        if state:
+            self.learner.restore(state)
             self.runner.policy_version = self.learner.version
         self._steps = book.env_steps
-        self.fresh = ckpt is None  # random play during warm-up (a resumed run has had its own)
+        self.fresh = state is None  # random play during warm-up (a resumed run has had its own)
         self._evals: list[tuple[dict, int, int]] = []
 
     def _sink(self, segment) -> None:

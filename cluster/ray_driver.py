@@ -27,7 +27,7 @@ from ami.cluster.ray_figures import Lag, ray_extras
 from ami.cluster.rundir import RunDir
 from ami.cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from ami.cluster.services import Services
-from ami.learner.learner import checkpoint_counters
+from ami.learner.learner import checkpoint_state
 from ami.learner.ray_learner import LearnerActor
 from ami.memory.config import ReplayConfig
 from ami.memory.redis_replay import RedisReplay
@@ -43,7 +43,7 @@ def train_ray(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record: d
     services = Services(redis_url, ray_addr, cfg.runtime.num_cpus, cfg.runtime.redis_aof).start()
     try:
         run.create()
-        book = RunBook(cfg, run, checkpoint_counters(ckpt) if ckpt else None, backend="ray")
+        book = RunBook(cfg, run, checkpoint_state(ckpt)["counters"] if ckpt else None, backend="ray")
         backend = RayBackend(cfg, info, run, agent_cfg, services, book, ckpt, metrics_port)
         try:
             return drive(cfg, run, book, backend, record, progress)
@@ -78,7 +78,7 @@ class RayBackend:
         self.inserted0 = int(self.replay.stats().get("inserted_transitions", 0))
         self.keys = RunKeys(services.url, self.namespace, rt.redis_timeout_s)
         self.keys.set_budget(book.env_steps)
-        self.keys.set_version(checkpoint_counters(ckpt)["version"] if ckpt else 0)
+        self.keys.set_version(book.resumed_version)
         self.learner = LearnerLink(self._learner_actor(), self.obs, rt.max_restarts, self._restarted)
         self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=rt.max_restarts).remote(
             env_spec(r), info.observation_space, info.action_space, agent_cfg, r.eval_episodes)

@@ -122,15 +122,14 @@ class Learner:
         torch.save(state, buf)
         return buf.getvalue()
 
-    def restore(self, data: bytes) -> dict:
-        """Come back from checkpoint bytes; returns its counters. Never unpickles (weights_only)."""
-        state = load_checkpoint_state(io.BytesIO(data), self.agent.device)
+    def restore(self, state: dict) -> None:
+        """Come back from a checkpoint's state (`checkpoint_state`; load_state_dict puts each tensor on the
+        agent's device)."""
         self.agent.load_state_dict(state["agent"])
         self.updater.load_state_dict(state["updater"])
         counters = state["counters"]
         self.updates, self.version = int(counters["updates"]), int(counters["version"])
         self._snapshots = Every(self.cfg.snapshot_every, self.updates)
-        return counters
 
 
 def load_checkpoint_state(source: Path | io.BytesIO, device: torch.device | str = "cpu") -> dict:
@@ -140,6 +139,7 @@ def load_checkpoint_state(source: Path | io.BytesIO, device: torch.device | str 
                       weights_only=True)
 
 
-def checkpoint_counters(data: bytes) -> dict:
-    """The counters of checkpoint bytes."""
-    return load_checkpoint_state(io.BytesIO(data))["counters"]
+def checkpoint_state(data: bytes) -> dict:
+    """The state of checkpoint bytes, on the CPU: read once by whoever resumes (its "counters" continue the run's
+    counters, the rest goes to `Learner.restore`)."""
+    return load_checkpoint_state(io.BytesIO(data))

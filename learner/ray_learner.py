@@ -18,7 +18,7 @@ import ray
 import torch
 
 from ami.agent.agent import Agent
-from ami.learner.learner import Learner, LearnerConfig
+from ami.learner.learner import Learner, LearnerConfig, checkpoint_state
 from ami.memory.config import ReplayConfig
 from ami.memory.redis_replay import RedisReplay
 from ami.memory.redis_shard import RETRYABLE
@@ -70,7 +70,7 @@ class LearnerActor:
 
     def _load(self, checkpoint: bytes | None) -> None:
         if checkpoint is not None:
-            self.learner.restore(checkpoint)
+            self.learner.restore(checkpoint_state(checkpoint))
 
     def restore(self, checkpoint: bytes | None, env_steps: int) -> dict:
         """After Ray restarted this actor: come back from the run's last checkpoint at the run's env steps. The
