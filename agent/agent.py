@@ -43,7 +43,7 @@ class Agent(torch.nn.Module):
         self.cost = IntrinsicCost(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
         self.critic = Critic(wm.latent_dim, self.action.dim, wm.hidden, cfg.cost)
         self.policy = Policy(wm.latent_dim, self.action, wm.hidden)
-        self.planner = Planner(cfg.planner, self.action)
+        self.planner = Planner(cfg.planner, self.action, cfg.compile)
         hc = cfg.hierarchy
         if hc.enabled and not self.goal_conditioned:
             raise ValueError("hierarchy.enabled needs a goal task on a {'observation', 'goal'} space")
@@ -57,8 +57,9 @@ class Agent(torch.nn.Module):
                                self.goal_conditioned)
         self.device = torch.device(device)
         self.to(self.device)
-        if cfg.compile:
-            # in place (nn.Module.compile), so state_dict keys and snapshots stay the same
+        if cfg.compile and self.device.type != "cpu":
+            # in place (nn.Module.compile), so state_dict keys and snapshots stay the same; not on a CPU, where
+            # the per-module guards cost more than the fusion saves (measured: update 23.4 vs 18.3 ms eager)
             for m in (self.world_model.encoder, self.world_model.predictor, self.world_model.done_head,
                       self.cost.task_head, *self.critic.members, self.policy.net):
                 m.compile()
@@ -71,7 +72,7 @@ class Agent(torch.nn.Module):
 
     def set_planner(self, cfg: PlannerConfig) -> None:
         """Swap the planning budget at run time (the configurator's modulation)."""
-        self.planner = Planner(cfg, self.action)
+        self.planner = Planner(cfg, self.action, self.cfg.compile)
 
     def act(self, obs, short_term: ShortTermMemory, explore: bool = True) -> np.ndarray:
         """Observation batch [E, ...] -> env actions [E, ...]; updates short-term memory."""

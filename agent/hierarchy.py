@@ -26,7 +26,7 @@ from torch import nn
 from ami.agent.actions import ActionSpec
 from ami.agent.config import HierarchyConfig
 from ami.agent.goal_value import GoalValue
-from ami.agent.latent_model import OnParts, PlanParts
+from ami.agent.latent_model import OnParts, PlanParts, count_evals
 from ami.agent.losses import covariance_penalty, gaussian_kl, masked_mean, variance_hinge
 from ami.agent.nets import mlp
 from ami.agent.planner import Planner, trajectory_cost
@@ -152,7 +152,7 @@ class Level2Model(ChargedEveryStep):
         return x.repeat_interleave(n // x.shape[0], dim=0)
 
     def step(self, S, u, z):
-        self.counter["level2"] = self.counter.get("level2", 0) + S.shape[0]
+        count_evals(self.counter, "level2", S.shape[0])
         nxt, goal = self.level2.predict(S, u, z), self._rep(self.goal, S.shape[0])
         cost = distance(nxt, goal)
         if self.level2.value is not None:  # the critic knows the walls the distance does not
@@ -173,7 +173,7 @@ class SubgoalModel(ChargedEveryStep, OnParts):
     def step(self, x, a, z):
         wm, cfg = self.parts.world_model, self.parts.cfg
         n, d = x.shape[0], wm.cfg.latent_dim
-        self.counter["level1"] = self.counter.get("level1", 0) + n
+        count_evals(self.counter, "level1", n)
         win = x.view(n, -1, d)
         s_next = wm.predict(win[:, -1], a, z)
         win = torch.cat([win[:, 1:], s_next[:, None]], 1)

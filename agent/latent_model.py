@@ -15,6 +15,13 @@ from ami.agent.policy import Policy
 from ami.agent.world_model import WorldModel
 
 
+def count_evals(counter: dict[str, int], level: str, n: int) -> None:
+    """Add n world-model evaluations to counter[level] (benchmarks compare planners at equal compute). Not
+    counted inside a compiled search (`agent.compile`), where a Python side effect would split the graph."""
+    if not torch.compiler.is_compiling():
+        counter[level] = counter.get(level, 0) + n
+
+
 @dataclass(frozen=True)
 class PlanParts:
     """The modules and settings that planning reads."""
@@ -71,7 +78,7 @@ class LatentModel(OnParts):
     def step(self, s, a, z):
         p = self.parts
         wm = p.world_model
-        p.counter["level1"] = p.counter.get("level1", 0) + s.shape[0]
+        count_evals(p.counter, "level1", s.shape[0])
         sa = torch.cat([s, a], -1)  # one input for predictor, cost head and done head
         c = p.cost(s, a, self._goal(s), sa=sa)
         if p.goal_conditioned:  # reward-free: the done head never learned anything, episodes go on

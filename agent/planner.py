@@ -59,9 +59,12 @@ def trajectory_cost(model: PlanModel, s0: torch.Tensor, acts: torch.Tensor, z_dr
 class Planner:
     """Mode-2 planning; stateless apart from its config (warm starts come from short-term memory)."""
 
-    def __init__(self, cfg: PlannerConfig, action: ActionSpec):
+    def __init__(self, cfg: PlannerConfig, action: ActionSpec, compile: bool = False):
         self.cfg = cfg
         self.action = action
+        # the whole sampling search as one graph per shape (`agent.compile`): LayerNorm, SiLU and the MPPI
+        # bookkeeping fuse, which is what a CPU decision of ~100 rows is bound by (compiled lazily, on first use)
+        self._search = torch.compile(self._mppi, dynamic=False) if compile else self._mppi
 
     def rows(self, e: int) -> int:
         """Candidate sequences a rollout step evaluates at once for e envs (the rows of its matrix products)."""
@@ -110,7 +113,7 @@ class Planner:
             return a, plan, model.terminal(s0)
         warm = self.initial_plan(e, s0.device) if warm is None else warm
         if kind in ("mppi", "mppi+grad", "cem"):
-            plan, best, cost = (self._categorical if self.action.discrete else self._mppi)(model, s0, warm)
+            plan, best, cost = (self._categorical if self.action.discrete else self._search)(model, s0, warm)
         elif kind == "grad":
             plan, best, cost = warm, warm, None
         else:

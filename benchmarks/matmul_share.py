@@ -30,13 +30,15 @@ def _median_s(fn, reps: int) -> float:
     return statistics.median(times)
 
 
-def plan_share(env_id: str, n_envs: int, reps: int = 30) -> dict:
+def plan_share(env_id: str, n_envs: int, reps: int = 30, compile: bool = False) -> dict:
+    """`compile`: the agent.compile=true agent (its first decision, the compilation, is not timed)."""
     torch.set_num_threads(1)
-    agent, env, _ = build(env_id, "cpu")
+    agent, env, _ = build(env_id, "cpu", {"compile": True} if compile else None)
     obs = np.stack([env.observation_space.sample() for _ in range(n_envs)])
     stm = ShortTermMemory(n_envs)
     per_call = _median_s(lambda: agent.act(obs, stm, explore=True), reps)
-    shapes = linear_shapes(agent, obs)
+    # the products' shapes as the eager agent records them (a compiled graph hides its Linear calls)
+    shapes = linear_shapes(build(env_id, "cpu")[0] if compile else agent, obs)
     with fast_fp32_matmul(agent.device, agent.planner.rows(n_envs)):  # the route the decision's products take
         mm = time_matmuls(shapes, agent.device, reps)
     return {"ms": per_call * 1e3, "matmul_ms": mm * 1e3, "fraction": mm / per_call}

@@ -7,7 +7,7 @@
     the other, each alone on the box; the ratio ours / SAC.
 (b) the Ray path while training: env steps/s with 1 and 2 actors, and the learner's updates/s.
 (c) in this process: an update step and a 1- and 16-env planning decision, as a fraction of the time bare
-    torch.mm takes for the same matrix shapes.
+    torch.mm takes for the same matrix shapes; the Pendulum decisions also with agent.compile=true.
 
 Protocol of every steps/s figure: env steps 2k-7k of a run, evaluation excluded: steps/s = 4000 steps over the
 wall time of 2k->4k plus 5k->7k (the default evaluation runs at 5k, between those two spans). `--ami-root` runs
@@ -145,12 +145,15 @@ def section_c() -> dict:
     from matmul_share import plan_share, update_share
 
     out = {}
-    for env, n in (("Pendulum-v1", 1), ("Pendulum-v1", 16), ("CartPole-v1", 16)):
-        r = plan_share(env, n)
-        tag = f"{'' if env.startswith('Pendulum') else 'cartpole_'}{n}env"
+    cases = (("Pendulum-v1", 1, False), ("Pendulum-v1", 16, False), ("CartPole-v1", 16, False),
+             ("Pendulum-v1", 1, True), ("Pendulum-v1", 16, True))  # True: agent.compile=true
+    for env, n, compiled in cases:
+        r = plan_share(env, n, compile=compiled)
+        tag = f"{'' if env.startswith('Pendulum') else 'cartpole_'}{n}env{'_compiled' if compiled else ''}"
         out[f"plan_ms_{tag}"] = r["ms"]
         out[f"plan_matmul_fraction_{tag}"] = r["fraction"]
-        print(f"plan {env} {n} env(s): {r['ms']:.2f} ms, matmul {r['matmul_ms']:.2f} ms = {r['fraction']:.2f}",
+        label = f"{env} {n} env(s){' compiled' if compiled else ''}"
+        print(f"plan {label}: {r['ms']:.2f} ms, matmul {r['matmul_ms']:.2f} ms = {r['fraction']:.2f}",
               flush=True)
     r = update_share("Pendulum-v1")
     out["update_ms"], out["update_matmul_fraction"] = r["ms"], r["fraction"]
