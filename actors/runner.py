@@ -51,6 +51,13 @@ class RunnerPlace:
     actor starts past every id its earlier incarnations wrote, so (actor_id, episode_id) never repeats."""
 
 
+def runner_seed(run_seed: int, actor_id: int, env_steps: int) -> int:
+    """The seed of a runner's envs and exploration: the run's, moved by the actor's id and by the env steps the run
+    has already taken, so a restarted or resumed runner never replays the episodes an earlier one played (both
+    backends call it; a fresh run's actor 0 keeps the run's seed)."""
+    return run_seed + 7919 * actor_id + env_steps
+
+
 class EpisodeRunner:
     """Steps M envs with the agent, buffers per-env steps, and emits finished segments to `sink`."""
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from ami.actors.runner import EpisodeRunner, RunnerPlace, TimedAgent, evaluate
+from ami.actors.runner import EpisodeRunner, RunnerPlace, TimedAgent, evaluate, runner_seed
 from ami.agent.agent import Agent
 from ami.cluster.bookkeeping import RunBook
 from ami.cluster.config import TrainConfig, env_spec
@@ -45,11 +45,11 @@ def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record
     Ray run (the driver's endpoint on `metrics_port` when given)."""
     r = cfg.run
     torch.set_num_threads(r.torch_threads or usable_cores())
-    seed_everything(r.seed)
     resumed = record is None and run.latest_checkpoint.exists()
     state = checkpoint_state(run.latest_checkpoint.read_bytes()) if resumed else None
     run.create()
     book = RunBook(cfg, run, state["counters"] if state else None, backend="inline")
+    seed_everything(runner_seed(r.seed, 0, book.env_steps))  # a resumed run draws new episodes, noise and batches
     backend = InlineBackend(cfg, agent_cfg, info, run, book, state, metrics_port)
     try:  # endpoints down and the run's discovery file removed however the run ends
         return drive(cfg, run, book, backend, record, progress)
@@ -68,10 +68,11 @@ class InlineBackend:
         r = cfg.run
         self.cfg = cfg
         self.agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
-        self.replay = LocalReplay(r.replay_capacity, seed=r.seed)
+        seed = runner_seed(r.seed, 0, book.env_steps)
+        self.replay = LocalReplay(r.replay_capacity, seed=seed)
         self.obs = InlineMetrics(run.path.name, r.env_id, metrics_port)
         self.runner = EpisodeRunner(env_spec(r, r.explore_env_id), TimedAgent(self.agent, self.obs.actor),
-                                    cfg.runner, self._sink, RunnerPlace(num_envs=r.envs_per_actor, seed=r.seed))
+                                    cfg.runner, self._sink, RunnerPlace(num_envs=r.envs_per_actor, seed=seed))
         self.learner = Learner(self.agent, self.replay, cfg.learner)
         if state:
             self.learner.restore(state)

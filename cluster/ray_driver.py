@@ -15,7 +15,7 @@ import os
 import ray
 
 from ami.actors.ray_actor import ActorSpec, EvaluatorActor
-from ami.actors.runner import RunnerPlace
+from ami.actors.runner import RunnerPlace, runner_seed
 from ami.cluster.actor_pool import ActorPool
 from ami.cluster.bookkeeping import RunBook
 from ami.cluster.config import TrainConfig, env_spec
@@ -100,7 +100,7 @@ class RayBackend:
 
     def _spec(self, actor_id: int) -> ActorSpec:
         r, rt, lc = self.cfg.run, self.cfg.runtime, self.cfg.learner
-        seed = r.seed + 7919 * actor_id + self.book.env_steps
+        seed = runner_seed(r.seed, actor_id, self.book.env_steps)
         place = RunnerPlace(num_envs=r.envs_per_actor, seed=seed, actor_id=actor_id)
         return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg,
                          self.cfg.runner, place, self.replay_cfg, self.services.url, self.namespace, r.steps,

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from ami.actors.runner import runner_seed
 from ami.agent.config import AgentConfig
+from ami.cluster import inline
 from ami.cluster.cli import main
 from ami.cluster.config import apply, build, load_yaml, parse_override
-from ami.cluster.inline import usable_cores
 from ami.cluster.rundir import SUMMARY_KEYS
 
 AMI = [sys.executable, "-m", "ami.cluster.cli"]
@@ -61,11 +62,14 @@ TINY = ["--backend", "inline", "--env", "Pendulum-v1", "--seed", "3", "--no-prog
         "agent.planner.samples=16", "agent.planner.iterations=1"]
 
 
-def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys) -> None:
+def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys, monkeypatch) -> None:
     run = tmp_path / "run"
     torch.set_num_threads(1)
+    seeds = []  # the envs' seed of each run: a resumed run must not replay the opening episodes
+    real_runner = inline.EpisodeRunner
+    monkeypatch.setattr(inline, "EpisodeRunner", lambda *a, **k: seeds.append(a[4].seed) or real_runner(*a, **k))
     assert main(["train", "--steps", "450", "--run-dir", str(run), *TINY]) == 0
-    assert torch.get_num_threads() == usable_cores()  # run.torch_threads=0: the inline process uses every core
+    assert torch.get_num_threads() == inline.usable_cores()  # run.torch_threads=0: the inline process uses every core
     summary = json.loads((run / "summary.json").read_text())
     assert set(SUMMARY_KEYS) <= set(summary)
     assert summary["env_steps"] == 450 and summary["env_id"] == "Pendulum-v1" and summary["seed"] == 3
@@ -91,6 +95,7 @@ def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys) -> 
     assert resumed["env_steps"] == 600
     assert resumed["updates"] == summary["updates"] + 150
     assert resumed["weights_version"] > summary["weights_version"]
+    assert seeds == [3, runner_seed(3, 0, 450)] and seeds[1] != 3
 
 
 def test_existing_run_directory_is_not_overwritten(tmp_path: Path) -> None:
