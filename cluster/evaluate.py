@@ -11,22 +11,24 @@ from ami.cluster.config import ConfigError, RunConfig, apply, env_spec
 from ami.cluster.envinfo import inspect_env
 from ami.cluster.rundir import RunDir
 from ami.envs.make import EnvSpec, make_env
-from ami.learner.learner import load_checkpoint_state
+from ami.learner.learner import checkpoint_state
 
 
 def load_agent(target: Path) -> tuple[Agent, dict]:
-    """Agent with the weights of RUN_DIR/checkpoints/latest.pt (or of a checkpoint file inside a run dir)."""
+    """Agent with the weights of RUN_DIR's newest checkpoint that loads (latest.pt, else previous.pt), or of a
+    checkpoint file inside a run dir."""
+    run = RunDir(target if target.is_dir() else target.parent.parent)
     if target.is_dir():
-        run, ckpt = RunDir(target), RunDir(target).latest_checkpoint
+        found = run.read_checkpoint(checkpoint_state) if (run.path / "config.yaml").exists() else None
     else:
-        run, ckpt = RunDir(target.parent.parent), target
-    if not ckpt.exists() or not (run.path / "config.yaml").exists():
+        found = (None, checkpoint_state(target.read_bytes())) if target.exists() else None
+    if found is None or not (run.path / "config.yaml").exists():
         raise ConfigError(f"{target}: no checkpoint with a config.yaml beside it")
     cfg = run.read_config()
     info = inspect_env(recorded_env(cfg))
     agent_cfg = apply(AgentConfig(), cfg["agent"], "agent.")
     agent = Agent(info.observation_space, info.action_space, agent_cfg)
-    agent.load_state_dict(load_checkpoint_state(ckpt)["agent"])
+    agent.load_state_dict(found[1]["agent"])
     return agent, cfg
 
 

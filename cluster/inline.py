@@ -45,8 +45,8 @@ def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record
     Ray run (the driver's endpoint on `metrics_port` when given)."""
     r = cfg.run
     torch.set_num_threads(r.torch_threads or usable_cores())
-    resumed = record is None and run.latest_checkpoint.exists()
-    state = checkpoint_state(run.latest_checkpoint.read_bytes()) if resumed else None
+    found = run.read_checkpoint(checkpoint_state) if record is None else None
+    state = found[1] if found else None
     run.create()
     book = RunBook(cfg, run, state["counters"] if state else None, backend="inline")
     seed_everything(runner_seed(r.seed, 0, book.env_steps))  # a resumed run draws new episodes, noise and batches

@@ -39,11 +39,12 @@ def train_ray(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record: d
               metrics_port: int | None = None) -> dict:
     """Train with Ray actors and a Ray learner on a Redis replay (`record`: config.yaml of a new run, None:
     resume from its checkpoint); returns the summary (also in summary.json)."""
-    ckpt = run.latest_checkpoint.read_bytes() if record is None and run.latest_checkpoint.exists() else None
+    found = run.read_checkpoint(checkpoint_state) if record is None else None
+    ckpt = found[0] if found else None
     services = Services(redis_url, ray_addr, cfg.runtime.num_cpus, cfg.runtime.redis_aof).start()
     try:
         run.create()
-        book = RunBook(cfg, run, checkpoint_state(ckpt)["counters"] if ckpt else None, backend="ray")
+        book = RunBook(cfg, run, found[1]["counters"] if found else None, backend="ray")
         backend = RayBackend(cfg, info, run, agent_cfg, services, book, ckpt, metrics_port)
         try:
             return drive(cfg, run, book, backend, record, progress)
@@ -132,8 +133,9 @@ class RayBackend:
         self.obs.collect()
 
     def _restore_from(self) -> bytes | None:
-        """The checkpoint a restarted learner comes back from: the run's last, else the one the run began from."""
-        return self.run.latest_checkpoint.read_bytes() if self.run.latest_checkpoint.exists() else self.ckpt0
+        """The checkpoint a restarted learner comes back from: the run's last that loads, else the one it began from."""
+        found = self.run.read_checkpoint(checkpoint_state)
+        return found[0] if found else self.ckpt0
 
     def _stored(self) -> int:
         """Env steps actually in the replay for this run (resumed runs: plus the steps before)."""

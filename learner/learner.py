@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -132,14 +131,7 @@ class Learner:
         self._snapshots = Every(self.cfg.snapshot_every, self.updates)
 
 
-def load_checkpoint_state(source: Path | io.BytesIO, device: torch.device | str = "cpu") -> dict:
-    """A checkpoint's tensors and counters (a file or its bytes), loaded with weights_only=True (no arbitrary
-    code)."""
-    return torch.load(source if isinstance(source, io.BytesIO) else Path(source), map_location=device,
-                      weights_only=True)
-
-
 def checkpoint_state(data: bytes) -> dict:
-    """The state of checkpoint bytes, on the CPU: read once by whoever resumes (its "counters" continue the run's
-    counters, the rest goes to `Learner.restore`)."""
-    return load_checkpoint_state(io.BytesIO(data))
+    """The state of checkpoint bytes, on the CPU, loaded with weights_only=True (no arbitrary code): read once by
+    whoever resumes (its "counters" continue the run's counters, the rest goes to `Learner.restore`)."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

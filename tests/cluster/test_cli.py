@@ -97,6 +97,12 @@ def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys, mon
     assert resumed["weights_version"] > summary["weights_version"]
     assert seeds == [3, runner_seed(3, 0, 450)] and seeds[1] != 3
 
+    run_ckpt = run / "checkpoints"
+    (run_ckpt / "latest.pt").write_bytes((run_ckpt / "latest.pt").read_bytes()[:100])  # damaged on disk
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "1"]) == 0  # from previous.pt, the one the resume replaced
+    assert "using previous.pt" in capsys.readouterr().err
+
 
 def test_existing_run_directory_is_not_overwritten(tmp_path: Path) -> None:
     run = tmp_path / "run"
