@@ -200,7 +200,7 @@ class RedisReplay:
         self._writer.settle()
         out: dict[str, float] = {}
         fields = ("inserted_transitions", "inserted_segments", "evicted_transitions", "evicted_segments",
-                  "sampled_windows", "corrupt_index")
+                  "sampled_windows", "corrupt_index", "lost_batches")
         size = segments = reachable = 0
         for r in self._readers:
             s = r.shard

@@ -5,7 +5,7 @@ Keys under namespace NS (per shard):
     NS:idx        sorted set, member "<id>:<length>:<policy_version>", score = start offset of the segment
     NS:prio:<id>  optional little-endian float32 priority per row (0 = never set)
     NS:ctr        hash of counters: head, tail, next_id, inserted_*, evicted_*, sampled_windows, epoch, ...
-    NS:writers    hash writer id -> last applied batch sequence number (makes retried writes idempotent)
+    NS:writers    hash writer id -> last applied batch sequence number (retried writes are applied once, in order)
     NS:tmp:<writer>:<i>  staging names, only ever alive inside one MULTI/EXEC
 A write is one MULTI/EXEC: the encoded values are SET under staging names (so Redis stores the bytes straight
 from the socket, with no copy through Lua) and one script then RENAMEs them to their ids (O(1)), adds the index
@@ -25,26 +25,37 @@ from redis.retry import Retry
 from ami.memory.config import redact_url
 
 WRITE_LUA = r"""
--- KEYS: ctr, idx, writers. ARGV: seg prefix, prio prefix, tmp prefix, capacity, writer id, seq, epoch,
--- then (length, policy version) per record; record i was SET at <tmp prefix><i> in the same MULTI.
+-- KEYS: ctr, idx, writers. ARGV: seg prefix, prio prefix, tmp prefix, capacity, writer id, seq, epoch, acked
+-- (the writer's highest batch the server acknowledged), then (length, policy version) per record; record i was
+-- SET at <tmp prefix><i> in the same MULTI.
 local cap = tonumber(ARGV[4])
 local seq = tonumber(ARGV[6])
-local n = (#ARGV - 7) / 2
-local last = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '-1')
-if seq <= last then
+local acked = tonumber(ARGV[8])
+local n = (#ARGV - 8) / 2
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[5]) or '0')
+if seq <= last then  -- applied before: its reply was lost
   for i = 0, n - 1 do redis.call('DEL', ARGV[3] .. i) end
   return {0, 0, 0}
 end
+-- only the next batch applies: one sent behind a batch that failed would otherwise be applied first, and the
+-- failed one, resent, then skipped as a duplicate. A writer's acknowledged batches the server no longer knows of
+-- (an AOF's last second lost in a crash) cannot come back: the writer goes on after them, and they are counted.
+local expected = math.max(last, acked) + 1
+if seq ~= expected then
+  for i = 0, n - 1 do redis.call('DEL', ARGV[3] .. i) end
+  return redis.error_reply('GAP batch ' .. seq .. ' waits for batch ' .. expected)
+end
+if acked > last then redis.call('HINCRBY', KEYS[1], 'lost_batches', acked - last) end
 redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[7])
 local tail = tonumber(redis.call('HGET', KEYS[1], 'tail') or '0')
 local first_id = redis.call('HINCRBY', KEYS[1], 'next_id', n) - n + 1
 local t_new, z = 0, {}
 for i = 0, n - 1 do
-  local len, id = ARGV[8 + 2 * i], first_id + i
+  local len, id = ARGV[9 + 2 * i], first_id + i
   redis.call('RENAME', ARGV[3] .. i, ARGV[1] .. id)
   z[#z + 1] = string.format('%d', tail)
-  z[#z + 1] = string.format('%d', id) .. ':' .. len .. ':' .. ARGV[9 + 2 * i]
+  z[#z + 1] = string.format('%d', id) .. ':' .. len .. ':' .. ARGV[10 + 2 * i]
   tail = tail + tonumber(len)
   t_new = t_new + tonumber(len)
   if #z >= 1000 or i == n - 1 then
@@ -125,7 +136,7 @@ def is_retryable(err: BaseException) -> bool:
         return True
     msg = str(err)
     return isinstance(err, redis.exceptions.ResponseError) and msg.startswith(
-        ("OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY"))
+        ("OOM", "BUSY", "LOADING", "MASTERDOWN", "READONLY", "GAP"))
 
 
 class Shard:
@@ -155,15 +166,17 @@ class Shard:
     def seg_key(self, seg_id: int) -> str:
         return f"{self.p_seg}{seg_id}"
 
-    def send_write(self, writer_id: str, seq: int, epoch: str, records: list[tuple[int, int, bytes]]) -> None:
+    def send_write(self, writer_id: str, seq: int, epoch: str, records: list[tuple[int, int, bytes]],
+                   acked: int = 0) -> None:
         """Send one write transaction for (length, policy_version, blob) records without waiting for the reply
-        (read it with read_write; several may be outstanding on the writer's connection)."""
+        (read it with read_write; several may be outstanding on the writer's connection). `acked`: the writer's
+        highest seq this shard acknowledged; the server applies only batch max(its last, acked) + 1."""
         tmp = f"{self.p_tmp}{writer_id}:"
         if not self._script_loaded:
             self.client.script_load(WRITE_LUA)
             self._script_loaded = True
         script = [b"EVALSHA", WRITE_LUA_SHA, b"3", self.k_ctr, self.k_idx, self.k_writers, self.p_seg, self.p_prio,
-                  tmp, self.capacity, writer_id, seq, epoch]
+                  tmp, self.capacity, writer_id, seq, epoch, acked]
         # Hand-packed RESP for MULTI, n × SET, EVALSHA, EXEC: the values go out as they are (no copy, one sendall
         # each) and the small parts are coalesced; redis-py's connection still handles connect/auth/TLS/parsing.
         out: list = []
@@ -188,7 +201,8 @@ class Shard:
     def read_write(self) -> list[int]:
         """Reply of the oldest outstanding write: [segments, evicted segments, evicted transitions] (all zero when
         that (writer, seq) batch had been applied before). Any error drops the connection and every outstanding
-        write (the caller resends them; the script skips those already applied)."""
+        write (the caller resends them in order; the script skips those already applied and refuses, with a GAP
+        error, one whose predecessor it has not applied)."""
         conn, n = self._wconn, self._awaiting.popleft()
         try:
             errors = []

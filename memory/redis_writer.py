@@ -2,9 +2,10 @@
 
 Accounting invariant (per writer): added = written + dropped + buffered, in transitions. Writes are pipelined
 (up to `write_pipeline_depth` batches in flight per shard). A batch whose reply did not arrive is resent
-verbatim under the same (writer id, sequence number), and the write script skips a batch it has already
-applied, so a reply lost in a crash never duplicates data. Only segments that were never sent are dropped
-(oldest first) when the buffer exceeds its bound; each one is counted.
+verbatim under the same (writer id, sequence number), with every batch sent after it; the write script skips a
+batch it has already applied and applies only the one after the last it applied, so a reply lost in a crash never
+duplicates data and a batch that failed inside a pipeline is never overtaken (and then lost) by the next. Only
+segments that were never sent are dropped (oldest first) when the buffer exceeds its bound; each one is counted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class _Link:
     def __init__(self, shard: Shard) -> None:
         self.shard = shard
         self.seq = 0
+        self.acked = 0  # highest seq whose reply said applied (the server may lose those in a crash: see the script)
         self.inflight: collections.deque[tuple[int, list[tuple[int, int, bytes]]]] = collections.deque()
         self.broken = False  # the connection failed: every in-flight batch must be resent
         self.retry_at = 0.0
@@ -167,7 +169,7 @@ class Writer:
 
     def _send(self, link: _Link, seq: int, records) -> bool:
         try:
-            link.shard.send_write(self.writer_id, seq, self.epoch, records)
+            link.shard.send_write(self.writer_id, seq, self.epoch, records, link.acked)
             return True
         except Exception as e:
             self._failed(link, e)
@@ -188,7 +190,7 @@ class Writer:
         except Exception as e:
             self._failed(link, e)
             return False
-        _, records = link.inflight.popleft()
+        link.acked, records = link.inflight.popleft()
         self.c["written_transitions"] += sum(r[0] for r in records)
         self.c["written_segments"] += len(records)
         if link.failures:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import redis
 
+from ami.memory import redis_shard
 from ami.memory.codec import decode_segment
 from ami.memory.config import EmbeddedRedisConfig, ReplayConfig
 from ami.memory.embedded import EmbeddedRedis
@@ -78,6 +79,47 @@ def test_sigkill_during_writes_writer_recovers_and_counts_drops(server):
     assert st["dropped_segments"] == n_segs - len(firsts)
     assert sum(map(len, content.values())) + st["dropped_transitions"] == added
     writer.close()
+
+
+def test_a_batch_that_fails_inside_a_pipeline_is_resent_not_lost(server, monkeypatch):
+    # batch 3 of 10 fails on the server (an unknown script: a retryable NOSCRIPT reply) while batch 4, pipelined
+    # behind it, is fine: batch 4 must wait for 3, and the resent 3 must be applied, not skipped as a duplicate
+    cfg = ReplayConfig(urls=(server.url,), namespace="p", capacity_transitions=10_000, write_flush_segments=100,
+                       write_batch_bytes=1, write_pipeline_depth=2, retry_backoff_s=0.01)
+    rep = RedisReplay(cfg)
+    real, calls = redis_shard.Shard.send_write, []
+
+    def send(self, writer_id, seq, *rest):
+        calls.append(seq)
+        sha = redis_shard.WRITE_LUA_SHA
+        if len(calls) == 3:
+            redis_shard.WRITE_LUA_SHA = b"0" * 40  # this one batch names a script the server does not have
+        try:
+            return real(self, writer_id, seq, *rest)
+        finally:
+            redis_shard.WRITE_LUA_SHA = sha
+
+    monkeypatch.setattr(redis_shard.Shard, "send_write", send)
+    for i in range(10):
+        rep.add(make_segment(10, 100 * i))
+    assert rep.flush(timeout_s=10)
+    assert calls[:4] == [1, 2, 3, 4] and calls.count(3) == 2  # 4 went out behind 3; 3 was sent again
+    st = rep.stats()
+    assert st["dropped_transitions"] == 0
+    assert st["written_transitions"] == st["inserted_transitions"] == 100  # the server holds what it counted
+    assert sorted(steps[0] for steps in _content(server.url, "p").values()) == [100 * i for i in range(10)]
+    assert st["lost_batches"] == 0
+
+    # a server that lost the last two acknowledged batches (an AOF's last second): the writer goes on, it cannot
+    # resend what it no longer holds, and the loss is counted rather than waited for
+    client = redis.Redis.from_url(server.url)
+    client.hset("p:writers", rep._writer.writer_id, 8)
+    client.close()
+    rep.add(make_segment(10, 1000))
+    assert rep.flush(timeout_s=5)
+    st = rep.stats()
+    assert st["lost_batches"] == 2 and st["inserted_transitions"] == 110
+    rep.close()
 
 
 def test_aof_everysec_content_and_counters_survive_restart(server):
