@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("target", metavar="RUN_DIR|CHECKPOINT")
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--seed", type=int, default=12345)
-    e.add_argument("--video", action="store_true", help="save a GIF of the first episode")
+    e.add_argument("--video", action="store_true", help="save one greedy episode as RUN_DIR/eval.mp4 (the video extra)")
     r = sub.add_parser("report", help="draw learning curves to PNG")
     r.add_argument("run_dir")
     s = sub.add_parser("scale", help="change the number of actors of a running Ray run")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ami.actors.runner import evaluate
 from ami.agent.agent import Agent
 from ami.agent.config import AgentConfig
@@ -38,38 +40,42 @@ def recorded_env(cfg: dict) -> EnvSpec:
 
 
 def evaluate_target(target: Path, episodes: int, seed: int, video: bool = False) -> dict:
+    writer = video_writer() if video else None  # a missing extra is said before anything is played
     agent, cfg = load_agent(target)
     env = recorded_env(cfg)
     out = {"env_id": env.id, "episodes": episodes, **evaluate(env, agent, episodes, seed)}
     if video:
-        out["video"] = str(record_gif(env, agent, Path(target if target.is_dir() else target.parent), seed))
+        out["video"] = str(record_video(writer, env, agent, Path(target if target.is_dir() else target.parent), seed))
     return out
 
 
-def record_gif(env: EnvSpec, agent: Agent, out_dir: Path, seed: int) -> Path:
-    """One greedy episode rendered to rgb frames and saved as a GIF with matplotlib's Pillow writer."""
-    import matplotlib
+def video_writer():
+    """imageio, with the ffmpeg plugin that writes MP4 (the `video` extra); missing: a ConfigError (exit 2)."""
+    try:
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401 - the plugin that writes MP4
+    except ImportError:
+        raise ConfigError("ami eval --video needs imageio and imageio-ffmpeg: pip install 'ami-agent[video]'") from None
+    return imageio
 
-    matplotlib.use("Agg")
-    import matplotlib.animation as animation
-    import matplotlib.pyplot as plt
 
+def record_video(imageio, env: EnvSpec, agent: Agent, out_dir: Path, seed: int) -> Path:
+    """One greedy episode rendered to rgb frames and written as eval.mp4 (`imageio`: from `video_writer`)."""
     from ami.agent.short_term import ShortTermMemory
 
     env = make_env(env, render_mode="rgb_array")
     obs, _ = env.reset(seed=seed)
     stm, frames, done = ShortTermMemory(1), [env.render()], False
     while not done:
-        batch = {k: v[None] for k, v in obs.items()} if isinstance(obs, dict) else obs[None]
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()} if isinstance(obs, dict) else obs[None]
         action = agent.act(batch, stm, explore=False)[0]
         obs, _, term, trunc, _ = env.step(action)
         frames.append(env.render())
         done = term or trunc
+    fps = int(env.metadata.get("render_fps") or 25)
     env.close()
-    fig = plt.figure(figsize=(frames[0].shape[1] / 100, frames[0].shape[0] / 100), dpi=100)
-    im = plt.figimage(frames[0])
-    anim = animation.FuncAnimation(fig, lambda f: im.set_data(f) or [im], frames=frames[::2], blit=True)
-    path = out_dir / "eval.gif"
-    anim.save(path, writer=animation.PillowWriter(fps=25))
-    plt.close(fig)
+    h, w = frames[0].shape[:2]  # H.264 in yuv420p needs even sides: pad one edge row/column where odd
+    frames = [np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge") for f in frames]
+    path = out_dir / "eval.mp4"
+    imageio.mimwrite(path, frames, fps=fps, codec="libx264", macro_block_size=1)
     return path

@@ -60,9 +60,10 @@ class PointRoomsEnv(gym.Env):
         # corner > 0: draw start and goal only within `corner` cells of the room's cell farthest from the maze
         # centre, so a long maze really needs its long way round
         self.corner = corner
+        if pixels or render_mode == "rgb_array":  # the maze drawn once: observations and renders share it
+            self._background = self._draw_background()
         if pixels:
             box = spaces.Box(0, 255, (IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-            self._background = self._draw_background()
         else:
             box = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.observation_space = spaces.Dict({"observation": box, "goal": box})

@@ -5,7 +5,10 @@ Ray run learns to reach goals and reports `eval_success_rate` in eval lines, sum
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
+import imageio.v2 as imageio
 import pytest
 
 from ami.cluster.cli import main
@@ -66,7 +69,7 @@ def test_goal_config_errors_exit_2_with_one_line(args, words, tmp_path, capsys) 
 
 
 def test_ray_goal_run_learns_the_open_room_and_reports_success(ray_cluster, redis_server, tmp_path,
-                                                                capsys) -> None:
+                                                                capsys, monkeypatch) -> None:
     """Reward-free: 3000 held-random steps from 2 actors through Redis, 500 updates, then the planner reaches
     goals it was never rewarded for (tests/goal compares the same bar with random play)."""
     run = tmp_path / "open-room"
@@ -85,3 +88,16 @@ def test_ray_goal_run_learns_the_open_room_and_reports_success(ray_cluster, redi
     assert main(["eval", str(run), "--episodes", "10", "--seed", "7"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["env_id"] == "ami/OpenRoom-v0" and out["eval_success_rate"] >= 0.7
+
+    # a Dict-observation env on video: one greedy episode as H.264 MP4, every frame of it
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "imageio_ffmpeg", None)  # the video extra not installed: one line, exit 2
+        assert main(["eval", str(run), "--episodes", "1", "--video"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "ami-agent[video]" in err and "\n" not in err
+    assert main(["eval", str(run), "--episodes", "1", "--video"]) == 0
+    video = Path(json.loads(capsys.readouterr().out)["video"])
+    assert video == run / "eval.mp4"
+    frames = imageio.mimread(video, memtest=False)
+    assert 2 <= len(frames) <= 101 and frames[0].shape == (64, 64, 3)  # reset + each step; the rooms are 64 px
+    assert len({f.tobytes() for f in frames}) > 1  # the point moves
