@@ -9,6 +9,7 @@ import gymnasium as gym
 from ami.cluster.config import ConfigError
 from ami.envs.make import EnvSpec, as_spec, episode_decisions, make_env, resolve_id
 from ami.envs.partial import is_partially_observed
+from ami.envs.spaces import UnsupportedSpace
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ def inspect_env(env: str | EnvSpec) -> EnvInfo:
         raise ConfigError(f"unknown env id {spec.id!r}: {e}") from None
     try:
         made = make_env(spec)
+    except UnsupportedSpace as e:
+        raise ConfigError(f"env {spec.id!r}: {e}") from None
     except Exception as e:  # a registered id whose constructor fails (or bad env_kwargs) is as unusable
         raise ConfigError(f"cannot create env {spec.id!r}: {e}") from None
     try:

@@ -1,6 +1,6 @@
 """Making the env a run plays from its id: any gymnasium id (also `module:Id`, whose module registers it, and
 DeepMind Control through shimmy as `dm_control/<domain>-<task>-v0`), keyword arguments for `gymnasium.make`, an
-action repeat, and float32 spaces.
+action repeat, and the spaces the agent models (envs/spaces.py).
 
 Steps are counted as the agent sees them: with action repeat k one step is one decision, k simulator steps (as
 TD-MPC2 and MR.Q count DMC: their 100k row is 100k decisions at k = 2). float64 observations and actions
@@ -18,10 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
-from gymnasium import spaces
 
 from ami.envs import register_envs
+from ami.envs.spaces import action_adapter, observation_adapter
 
 DMC_PREFIX = "dm_control/"
 """Namespace of shimmy's DeepMind Control ids."""
@@ -91,15 +90,16 @@ def make_vector_env(env: str | EnvSpec, num_envs: int) -> gym.vector.VectorEnv:
 
 
 def wrap(env: gym.Env, action_repeat: int) -> gym.Env:
-    """`env` with float32 in place of float64 spaces and its action repeated `action_repeat` times."""
+    """`env` in the spaces the agent models (envs/spaces.py: float32 for float64, one-hot Discrete observations,
+    Tuple as Dict, MultiBinary / MultiDiscrete actions as Box) with its action repeated `action_repeat` times."""
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
-    obs_space = float32_space(env.observation_space)
-    if obs_space != env.observation_space:
-        env = gym.wrappers.TransformObservation(env, _float32, obs_space)
-    act_space = float32_space(env.action_space)
-    if act_space != env.action_space:
-        env = gym.wrappers.TransformAction(env, lambda a: a, act_space)  # the simulator casts on its own
+    obs = observation_adapter(env.observation_space)
+    if obs is not None:
+        env = gym.wrappers.TransformObservation(env, obs.convert, obs.space)
+    act = action_adapter(env.action_space)
+    if act is not None:
+        env = gym.wrappers.TransformAction(env, act.convert, act.space)
     return env
 
 
@@ -129,19 +129,3 @@ class ActionRepeat(gym.Wrapper):
             if terminated or truncated:
                 break
         return obs, total, terminated, truncated, info
-
-
-def float32_space(space: spaces.Space) -> spaces.Space:
-    """`space` with every float64 Box (also inside a Dict) as float32."""
-    if isinstance(space, spaces.Dict):
-        return spaces.Dict({k: float32_space(s) for k, s in space.spaces.items()})
-    if isinstance(space, spaces.Box) and space.dtype == np.float64:
-        return spaces.Box(space.low.astype(np.float32), space.high.astype(np.float32), space.shape, np.float32)
-    return space
-
-
-def _float32(obs):
-    if isinstance(obs, dict):
-        return {k: _float32(v) for k, v in obs.items()}
-    obs = np.asarray(obs)
-    return obs.astype(np.float32) if obs.dtype == np.float64 else obs
