@@ -8,6 +8,7 @@ redis-server) and on close stops exactly what it started.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from urllib.parse import urlsplit
 
@@ -51,6 +52,22 @@ def check_addresses(redis_url: str | None, ray_addr: str | None, timeout_s: floa
                 raise ConfigError(f"cannot reach Ray at {ray_addr}: {e.strerror or e}") from None
 
 
+def other_hosts(nodes: list[dict]) -> set[str]:
+    """Addresses of the alive Ray nodes (`ray.nodes()`) on another host than this driver's."""
+    here = {n["NodeManagerAddress"] for n in nodes if n.get("Alive") and _is_local(n["NodeManagerAddress"])}
+    return {n["NodeManagerAddress"] for n in nodes if n.get("Alive")} - here
+
+
+def _is_local(address: str) -> bool:
+    """True for an address of one of this machine's interfaces (bindable here)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
+            s.bind((address, 0))
+        return True
+    except OSError:
+        return False
+
+
 class Services:
     """Ray and Redis for one run; `close()` stops only what this object started."""
 
@@ -82,7 +99,16 @@ class Services:
             from ami.memory.config import EmbeddedRedisConfig
             from ami.memory.embedded import EmbeddedRedis
 
-            self._server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=self.redis_aof, appendfsync="everysec"))
+            far = other_hosts(ray.nodes())
+            if far:
+                self.close()
+                raise ConfigError(f"this Ray cluster has nodes on other hosts ({', '.join(sorted(far))}): their "
+                                  "actors cannot reach a private redis-server on 127.0.0.1; pass --redis-url")
+            # a password of its own, written only to its 0600 config file and handed to clients in the URL (Ray
+            # carries actor arguments in its object store, never on a command line): no other local user reads
+            # or poisons the replay
+            self._server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=self.redis_aof, appendfsync="everysec",
+                                                             password=secrets.token_urlsafe(24)))
             self.url = self._server.start()
         return self
 
