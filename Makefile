@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ENV ?= Pendulum-v1
 STEPS ?= 10000
 
-.PHONY: setup services run test lint bench speed clean
+.PHONY: setup services run test lint bench speed floors clean
 
 services:  # redis-server and prometheus from Debian packages, only when missing
 	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || \
@@ -30,6 +30,11 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+floors: setup  # the unit tests against the lowest redis and gymnasium pyproject.toml accepts (not in CI: ~1 min)
+	rm -rf .floors && $(BIN)/pip install -q --no-deps --target .floors redis==5.3.0 pyjwt gymnasium==1.1.0
+	PYTHONPATH=.floors:. $(BIN)/python -m pytest -q -p no:cacheprovider tests/memory tests/envs \
+	  tests/agent/test_agent_api.py tests/cluster/test_pacing.py tests/cluster/test_rundir.py
 
 bench: setup
 	$(BIN)/python benchmarks/learning_curves.py
