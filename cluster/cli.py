@@ -4,7 +4,9 @@ before anything is started or written."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,40 +17,137 @@ from ami.cluster.config import ConfigError, load_yaml, parse_override, to_dict
 EXIT_CONFIG = 2
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the epilogs' line breaks (the override example) and appends '(default: X)' to each help line, except
+    where the default is None or False: such a flag's help says itself what leaving it out means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse prints usage + message by default)
-        raise ConfigError(f"{self.prog}: {message}")
+    """An argparse parser whose usage errors are ConfigErrors, which main() prints as the one line
+    `ami: error: <message>` (exit 2). The message names the subcommand whose parser failed ('train: ...') but
+    never `ami` again: main() adds that prefix once (argparse's own would print the usage, then `PROG: error:`)."""
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("ami").strip()  # '' for ami itself, 'train' for `ami train`
+        raise ConfigError(f"{command}: {message}" if command else message)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="ami", description="JEPA world-model agent: train, evaluate, report.")
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
-    t = sub.add_parser("train", help="train an agent")
-    t.add_argument("--config", help="YAML config file")
-    t.add_argument("--env", dest="env_id")
-    t.add_argument("--steps", type=int)
-    t.add_argument("--actors", type=int)
-    t.add_argument("--envs-per-actor", type=int)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--backend", choices=["inline", "ray"])
-    t.add_argument("--ray-address")
-    t.add_argument("--redis-url")
-    t.add_argument("--run-dir")
-    t.add_argument("--metrics-port", type=int)
-    t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.add_argument("overrides", nargs="*", metavar="key.path=value")
-    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint")
-    e.add_argument("target", metavar="RUN_DIR|CHECKPOINT")
-    e.add_argument("--episodes", type=int, default=10)
-    e.add_argument("--seed", type=int, default=12345)
-    e.add_argument("--video", action="store_true", help="save one greedy episode as RUN_DIR/eval.mp4 (the video extra)")
-    r = sub.add_parser("report", help="draw learning curves to PNG")
-    r.add_argument("run_dir")
-    s = sub.add_parser("scale", help="change the number of actors of a running Ray run")
-    s.add_argument("run_dir")
-    s.add_argument("--actors", type=int, required=True)
+class _HelpConfig(argparse.Action):
+    """--help-config: print every config key with its type, default and doc line, then exit 0 (as --help does)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from ami.cluster.config_help import format_config_help
+
+        try:
+            print(format_config_help(), flush=True)
+        except BrokenPipeError:  # `ami train --help-config | head` has read all it wanted: no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        parser.exit()
+
+
+RUN_FLAGS = (("--env", "env_id", {"metavar": "ID"}), ("--steps", "steps", {"type": int, "metavar": "N"}),
+             ("--actors", "actors", {"type": int, "metavar": "K"}),
+             ("--envs-per-actor", "envs_per_actor", {"type": int, "metavar": "M"}),
+             ("--seed", "seed", {"type": int, "metavar": "S"}),
+             ("--backend", "backend", {"choices": ["inline", "ray"]}),
+             ("--run-dir", "run_dir", {"metavar": "DIR"}))
+"""`ami train` flags that set a run.* key (flag, key, argparse keywords); their help is the key's own doc line."""
+
+OVERRIDES_EPILOG = """\
+config overrides:
+  Any config key can be set as key.path=value, anywhere among the flags; for example
+
+    ami train --env Pendulum-v1 agent.planner.horizon=5 run.eval_every=10000
+
+  The value is parsed as YAML (only true/false are booleans; nothing after '=' is the empty string).
+  Later layers win: the env's and a goal task's defaults < --resume's config.yaml < --config FILE.yaml
+  < flags < key.path=value overrides. Every key, with its type, default and what it does:
+
+    ami train --help-config      ({sections})
+
+  docs/contracts.md, section 1, has the whole command-line contract."""
+
+
+def _run_flag_help(key: str) -> str:
+    from ami.cluster.config import RunConfig
+    from ami.cluster.config_help import field_docs
+
+    doc = field_docs(RunConfig)[key].replace("%", "%%")  # argparse %-formats help strings
+    return f"{doc} (run.{key}; default: {getattr(RunConfig(), key)!r})"
+
+
+def _add_train(sub) -> None:
+    from ami.cluster.config import TrainConfig
+
+    sections = ", ".join(f"{f.name}.*" for f in dataclasses.fields(TrainConfig))
+    t = sub.add_parser("train", help="train an agent (Ray actors and learner on a Redis replay, or inline)",
+                       description="Train an agent; prints one JSON line: the run directory and summary.json.",
+                       epilog=OVERRIDES_EPILOG.format(sections=sections))
+    t.add_argument("--help-config", action=_HelpConfig,
+                   help="list every config key with its type, default and meaning, and exit")
+    t.add_argument("--config", metavar="FILE.yaml",
+                   help="YAML file of config sections (run:, learner:, agent: ... as --help-config lists them); "
+                        "flags and overrides win over it (default: none, the built-in defaults)")
+    for flag, key, kwargs in RUN_FLAGS:
+        t.add_argument(flag, dest=key, help=_run_flag_help(key), **kwargs)
+    t.add_argument("--ray-address", metavar="ADDR",
+                   help="Ray cluster to attach to ('auto', HOST:PORT or ray://HOST:PORT; Ray backend only) "
+                        "(default: $RAY_ADDRESS, else a local Ray instance that ami starts and stops)")
+    t.add_argument("--redis-url", metavar="URL",
+                   help="Redis server of the replay, e.g. redis://HOST:6379/0 (Ray backend only) "
+                        "(default: a private redis-server that ami starts and stops)")
+    t.add_argument("--metrics-port", type=int, metavar="P",
+                   help="port of the driver's Prometheus endpoint, which also serves /sd for http_sd "
+                        "(default: a port the kernel picks)")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last checkpoint, with its config.yaml "
+                        "(default: start a new run)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr (default: show one)")
+    t.add_argument("overrides", nargs="*", metavar="key.path=value",
+                   help="config overrides, e.g. agent.planner.horizon=5 (see below; default: none)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `ami` parser; `.commands` maps each subcommand to its parser."""
+    p = _Parser(prog="ami", description="JEPA world-model agent: train, evaluate, report, scale.",
+                epilog="`ami COMMAND --help` shows a command's flags; `ami train --help-config` every config key.")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)  # missing: main() says so
+    _add_train(sub)
+    e = sub.add_parser("eval", help="evaluate a run's latest checkpoint",
+                       description="Play greedy episodes with a checkpoint; prints one JSON line.")
+    e.add_argument("target", metavar="RUN_DIR|CHECKPOINT",
+                   help="a run directory, or a checkpoint one folder below one (RUN_DIR/checkpoints/latest.pt)")
+    e.add_argument("--episodes", type=int, default=10, metavar="N", help="greedy episodes to play")
+    e.add_argument("--seed", type=int, default=12345, metavar="S", help="seed of the episodes' env resets")
+    e.add_argument("--video", action="store_true",
+                   help="also save one greedy episode as RUN_DIR/eval.mp4 (the video extra) (default: no video)")
+    r = sub.add_parser("report", help="draw learning curves to PNG",
+                       description="Draw a run's metrics.jsonl as PNGs in its run directory; prints their paths.")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with metrics.jsonl")
+    s = sub.add_parser("scale", help="change the number of actors of a running Ray run",
+                       description="Ask a running Ray run's driver for another number of actors.")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of a running Ray run (has running.json)")
+    s.add_argument("--actors", type=int, required=True, metavar="K",
+                   help="actors the run should have from now on (required)")
+    p.commands = dict(sub.choices)
     return p
+
+
+_parser = build_parser  # the name tests/observability/test_deploy.py imports
 
 
 REMOVED_KEYS = ("runner.num_envs", "runner.seed", "runner.actor_id", "runner.first_episode",
@@ -87,9 +186,7 @@ def _train(a: argparse.Namespace) -> int:
         layers.append(drop_removed(rd.read_config(), str(rd.path / "config.yaml")))
     if a.config:
         layers.append(load_yaml(a.config))
-    flags = {k: v for k, v in {"env_id": a.env_id, "steps": a.steps, "actors": a.actors,
-                                "envs_per_actor": a.envs_per_actor, "seed": a.seed, "backend": a.backend,
-                                "run_dir": a.run_dir}.items() if v is not None}
+    flags = {key: getattr(a, key) for _, key, _ in RUN_FLAGS if getattr(a, key) is not None}
     if flags:
         layers.append({"run": flags})
     for o in a.overrides:
@@ -148,16 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        p = _parser()
+        p = build_parser()
         a, extra = p.parse_known_args(argv)
         if a.cmd == "train":  # key=value overrides may sit anywhere between the flags
             a.overrides += [x for x in extra if "=" in x and not x.startswith("-")]
             extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
-        if extra:
-            p.error(f"unrecognized arguments: {' '.join(extra)}")
+        if extra:  # said by the subcommand's parser, so the message names it
+            p.commands.get(a.cmd, p).error(f"unrecognized arguments: {' '.join(extra)}")
+        if a.cmd is None:
+            p.error(f"no command given: choose one of {', '.join(p.commands)} (ami --help says what each does)")
         return {"train": _train, "eval": _eval, "report": _report, "scale": _scale}[a.cmd](a)
     except ConfigError as e:
-        print(f"ami: error: {e}", file=sys.stderr)
+        print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message
         return EXIT_CONFIG
 
 
