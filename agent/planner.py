@@ -19,6 +19,10 @@ import torch.nn.functional as F
 from ami.agent.actions import ActionSpec
 from ami.agent.config import PlannerConfig
 
+COMPILE_BACKEND = "inductor"
+"""torch.compile backend of `agent.compile` (inductor fuses the kernels; the suite checks the captured graph on
+'aot_eager', which skips inductor's C++ compilation)."""
+
 
 class PlanModel(Protocol):
     """What the planner needs of a model; the agent's world model + cost + critic, or a known test model."""
@@ -64,7 +68,7 @@ class Planner:
         self.action = action
         # the whole sampling search as one graph per shape (`agent.compile`): LayerNorm, SiLU and the MPPI
         # bookkeeping fuse, which is what a CPU decision of ~100 rows is bound by (compiled lazily, on first use)
-        self._search = torch.compile(self._mppi, dynamic=False) if compile else self._mppi
+        self._search = torch.compile(self._mppi, dynamic=False, backend=COMPILE_BACKEND) if compile else self._mppi
 
     def rows(self, e: int) -> int:
         """Candidate sequences a rollout step evaluates at once for e envs (the rows of its matrix products)."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ami.agent import planner as planner_module
 from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, Configurator, configure, plan_config
 from ami.agent.short_term import ShortTermMemory
@@ -89,6 +90,22 @@ def test_compile_is_optional_and_keeps_weight_names() -> None:
     assert compiled.planner._search != compiled.planner._mppi  # the search is compiled ...
     assert compiled.world_model.predictor._compiled_call_impl is None  # ... and, on a CPU, the networks are not
     assert compiled.state_dict().keys() == plain.state_dict().keys()  # snapshots interchange
+
+
+def test_the_compiled_search_of_an_agent_compiles_once(monkeypatch) -> None:
+    # one graph for every decision of one env count: nothing in the search (e.g. the eval counter) may make dynamo
+    # recompile or split it (captured on aot_eager: inductor's C++ compilation is not what is checked here)
+    monkeypatch.setattr(planner_module, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
+    agent = tiny_agent("Pendulum-v1")
+    agent.cfg = dataclasses.replace(agent.cfg, compile=True)
+    agent.set_planner(agent.cfg.planner)
+    obs = np.stack([gym.make("Pendulum-v1").reset(seed=i)[0] for i in range(2)]).astype(np.float32)
+    stm = ShortTermMemory(2)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    actions = [agent.act(obs, stm, explore=True) for _ in range(4)]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs + 1
+    assert all(a.shape == (2, 1) and np.all(np.abs(a) <= 2.0) for a in actions)
 
 
 def test_bf16_autocast_update_trains_in_float32_masters() -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from ami.agent import planner as planner_module
 from ami.agent.actions import ActionSpec
 from ami.agent.config import PlannerConfig
 from ami.agent.planner import Planner
@@ -72,9 +73,12 @@ def test_first_action_matches_lqr(kind: str) -> None:
     assert plan.shape == (3, 5, 1) and cost.shape == (3,)
 
 
-def test_the_compiled_search_finds_the_lqr_action_too() -> None:
-    # agent.compile: the same MPPI search as one compiled graph (its random stream differs, its answer must not);
-    # with the Riccati terminal cost any horizon has the LQR first action, and a short one compiles faster
+def test_the_compiled_search_finds_the_lqr_action_too(monkeypatch) -> None:
+    # agent.compile: the same MPPI search captured as one graph, no break (its random stream differs, its answer
+    # must not); with the Riccati terminal cost any horizon has the LQR first action. The graph runs on aot_eager:
+    # inductor's C++ compilation costs ~30 s on a fresh machine (on inductor this test passed here, 2026-12-02)
+    monkeypatch.setattr(planner_module, "COMPILE_BACKEND", "aot_eager")
+    torch._dynamo.reset()
     torch.manual_seed(0)
     p, k = riccati()
     a_star = -(STATES @ k.T)[:, 0]
@@ -82,7 +86,7 @@ def test_the_compiled_search_finds_the_lqr_action_too() -> None:
     planner = Planner(dataclasses.replace(BASE, kind="mppi", horizon=1, iterations=4), model.action, compile=True)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     a0, plan, cost = planner.plan(model, torch.tensor(STATES, dtype=torch.float32))
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # the search ran compiled
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs + 1  # compiled, as one graph
     np.testing.assert_allclose(a0[:, 0].numpy(), a_star, atol=0.03)
     assert plan.shape == (3, 1, 1) and cost.shape == (3,)
 
