@@ -14,7 +14,7 @@ import redis
 from ami.cluster.cli import main
 from ami.memory.codec import decode_segment
 from tests.runtime.conftest import TINY
-from tests.util import free_port, wait_for  # noqa: F401 (re-exported to the drills)
+from tests.util import wait_for  # noqa: F401 (re-exported to the drills)
 
 CHAOS = [*TINY, "runtime.poll_s=0.1"]
 
@@ -80,8 +80,10 @@ def scrape(address: str) -> dict[str, float]:
     return out
 
 
-def metric(address: str, name: str, **labels: str) -> float | None:
-    """Value of the first series of `name` whose labels include `labels`."""
+def metric(address: str | None, name: str, **labels: str) -> float | None:
+    """Value of the first series of `name` whose labels include `labels` (None before `address` is known)."""
+    if address is None:
+        return None
     for key, v in scrape(address).items():
         if key.split("{")[0] == name and all(f'{k}="{x}"' in key for k, x in labels.items()):
             return v
@@ -95,6 +97,13 @@ def targets(sd_dir: Path) -> dict[str, str]:
         for g in json.loads(f.read_text()):
             out[f"{g['labels']['role']}{g['labels'].get('actor_id', '')}"] = g["targets"][0]
     return out
+
+
+def driver_metric(sd_dir: Path, name: str, **labels: str) -> float | None:
+    """A driver metric of the run whose discovery file is in sd_dir. The drills find the driver there rather than
+    on a `--metrics-port` picked beforehand: a port free when the test picked it can be taken before the driver
+    binds it (a drill once failed on "Address already in use"); the driver's kernel-chosen port cannot."""
+    return metric(targets(sd_dir).get("driver"), name, **labels)
 
 
 def stored_steps(url: str, run_name: str) -> tuple[int, list]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.chaos.conftest import CHAOS, Train, free_port, metric, summary, targets, wait_for
+from tests.chaos.conftest import CHAOS, Train, driver_metric, metric, summary, targets, wait_for
 from tests.runtime.conftest import AMI, tagged_env, tagged_processes
 
 
@@ -21,13 +21,12 @@ def pickle_payload(path: str) -> bytes:
 
 def test_garbage_and_pickle_in_the_replay_of_a_running_run_are_skipped_and_counted(ray_cluster, redis_server,
                                                                                    tmp_path, monkeypatch) -> None:
-    sd, run, port = tmp_path / "sd", tmp_path / "bad-replay", free_port()
+    sd, run = tmp_path / "sd", tmp_path / "bad-replay"
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
     marker = Path(f"/tmp/ami-pickle-side-effect-{uuid.uuid4().hex}")
     train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", "900", "--run-dir", str(run),
-                   "--redis-url", redis_server.url, "--metrics-port", str(port), *CHAOS])
-    drv = f"127.0.0.1:{port}"
-    wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 300 and "learner" in targets(sd), 90,
+                   "--redis-url", redis_server.url, *CHAOS])
+    wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 300 and "learner" in targets(sd), 90,
              "300 steps")
     client = redis.Redis.from_url(redis_server.url)
     (idx,) = list(client.scan_iter(match=f"ami:{run.name}-*:replay:idx"))

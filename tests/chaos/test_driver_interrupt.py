@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.chaos.conftest import CHAOS, free_port, metric, wait_for
+from tests.chaos.conftest import CHAOS, driver_metric, wait_for
 from tests.chaos.test_redis_death import redis_children
 from tests.runtime.conftest import AMI, tagged_env, tagged_processes
 
@@ -23,15 +23,15 @@ def live_run_actors() -> list[str]:
 
 
 def test_sigint_stops_cleanly_with_a_final_checkpoint_and_leaves_nothing_running(ray_cluster, tmp_path) -> None:
-    run, sd, port = tmp_path / "interrupted", tmp_path / "sd", free_port()
+    run, sd = tmp_path / "interrupted", tmp_path / "sd"
     env, tag = tagged_env()
     p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "2", "--steps", "1000000", "--run-dir",
-                          str(run), "--ray-address", ray_cluster.address, "--metrics-port", str(port), *CHAOS],
+                          str(run), "--ray-address", ray_cluster.address, *CHAOS],
                          cwd=tmp_path, env={**env, "AMI_PROMETHEUS_SD_DIR": str(sd)}, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: (run / "checkpoints" / "latest.pt").exists() and (metric(
-            f"127.0.0.1:{port}", "ami_driver_env_steps") or 0) >= 300, 90, "a checkpoint")
+        wait_for(lambda: (run / "checkpoints" / "latest.pt").exists() and (driver_metric(
+            sd, "ami_driver_env_steps") or 0) >= 300, 90, "a checkpoint")
         (redis_pid,) = redis_children(p.pid)  # (redis-server rewrites its environment: no tag to find)
         assert live_run_actors()
         p.send_signal(signal.SIGINT)

@@ -9,20 +9,19 @@ import os
 import signal
 import time
 
-from tests.chaos.conftest import CHAOS, Train, free_port, metric, stored_steps, summary, two_live_nodes, wait_for
+from tests.chaos.conftest import CHAOS, Train, driver_metric, stored_steps, summary, two_live_nodes, wait_for
 
 STEPS = 1200
 
 
 def test_worker_node_removed_mid_run_actors_move_and_the_run_completes(ray_cluster, redis_server, tmp_path,
                                                                        monkeypatch) -> None:
-    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(tmp_path / "sd"))
-    run, port = tmp_path / "node-death", free_port()
-    drv = f"127.0.0.1:{port}"
+    sd, run = tmp_path / "sd", tmp_path / "node-death"
+    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
     train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
-                   "--redis-url", redis_server.url, "--metrics-port", str(port), *CHAOS])
+                   "--redis-url", redis_server.url, *CHAOS])
     try:
-        wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
+        wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
         (worker,) = ray_cluster.worker_nodes
         ray_cluster.remove_node(worker, allow_graceful=False)
         assert train.join() == 0
@@ -47,7 +46,7 @@ def test_a_node_dead_before_the_run_starts_and_the_run_still_completes(ray_clust
     time.sleep(2)  # dead, and still counted alive for a while
     try:
         train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
-                       "--redis-url", redis_server.url, "--metrics-port", str(free_port()), *CHAOS])
+                       "--redis-url", redis_server.url, *CHAOS])
         assert train.join() == 0
     finally:
         two_live_nodes(ray_cluster)

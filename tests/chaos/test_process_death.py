@@ -9,23 +9,22 @@ from pathlib import Path
 
 import redis
 
-from tests.chaos.conftest import CHAOS, Train, free_port, metric, ray_pids, stored_steps, summary, targets, wait_for
+from tests.chaos.conftest import CHAOS, Train, driver_metric, metric, ray_pids, stored_steps, summary, targets, wait_for
 
 STEPS = 1200
 
 
-def start(run: Path, url: str, port: int, actors: int = 2) -> Train:
+def start(run: Path, url: str, actors: int = 2) -> Train:
     return Train(["train", "--backend", "ray", "--actors", str(actors), "--steps", str(STEPS), "--run-dir",
-                  str(run), "--redis-url", url, "--metrics-port", str(port), *CHAOS])
+                  str(run), "--redis-url", url, *CHAOS])
 
 
 def test_actor_sigkill_restarts_reads_newest_weights_and_counts_each_step_once(ray_cluster, redis_server,
                                                                                  tmp_path, monkeypatch) -> None:
-    sd, run, port = tmp_path / "sd", tmp_path / "actor-death", free_port()
+    sd, run = tmp_path / "sd", tmp_path / "actor-death"
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
-    drv = f"127.0.0.1:{port}"
-    train = start(run, redis_server.url, port)
-    wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 400 and len(targets(sd)) == 4, 90,
+    train = start(run, redis_server.url)
+    wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 400 and len(targets(sd)) == 4, 90,
              "400 steps with 4 targets")
     before = targets(sd)
     version = metric(before["learner"], "ami_learner_weights_version")
@@ -33,7 +32,7 @@ def test_actor_sigkill_restarts_reads_newest_weights_and_counts_each_step_once(r
     victim = ray_pids("ActorWorker")
     assert len(victim) == 2
     os.kill(victim[0], signal.SIGKILL)
-    wait_for(lambda: metric(drv, "ami_driver_restarts_total", process="actor") == 1.0, 60, "restart in metrics")
+    wait_for(lambda: driver_metric(sd, "ami_driver_restarts_total", process="actor") == 1.0, 60, "restart in metrics")
     moved = wait_for(lambda: [k for k, a in targets(sd).items() if k.startswith("actor") and a != before[k]], 60,
                      "the restarted actor's new endpoint")
     acting = wait_for(lambda: metric(targets(sd)[moved[0]], "ami_actor_weights_version"), 30, "its version")
@@ -53,19 +52,18 @@ def test_actor_sigkill_restarts_reads_newest_weights_and_counts_each_step_once(r
 
 def test_learner_sigkill_restores_last_checkpoint_versions_never_reused(ray_cluster, redis_server, tmp_path,
                                                                          monkeypatch) -> None:
-    sd, run, port = tmp_path / "sd", tmp_path / "learner-death", free_port()
+    sd, run = tmp_path / "sd", tmp_path / "learner-death"
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
-    drv = f"127.0.0.1:{port}"
-    train = start(run, redis_server.url, port)
-    wait_for(lambda: (run / "checkpoints" / "latest.pt").exists() and (metric(
-        drv, "ami_driver_env_steps") or 0) >= 450, 90, "a checkpoint and 450 steps")
+    train = start(run, redis_server.url)
+    wait_for(lambda: (run / "checkpoints" / "latest.pt").exists() and (driver_metric(
+        sd, "ami_driver_env_steps") or 0) >= 450, 90, "a checkpoint and 450 steps")
     client = redis.Redis.from_url(redis_server.url)
     key = next(client.scan_iter(match=f"ami:{run.name}-*:version"))
     published = int(client.get(key))
     (pid,) = ray_pids("LearnerActor")
     actors = sorted(ray_pids("ActorWorker"))
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: metric(drv, "ami_driver_restarts_total", process="learner") == 1.0, 60, "learner restored")
+    wait_for(lambda: driver_metric(sd, "ami_driver_restarts_total", process="learner") == 1.0, 60, "learner restored")
     assert sorted(ray_pids("ActorWorker")) == actors  # the actors lived on through the learner's crash
     assert train.join() == 0
     client.close()

@@ -10,7 +10,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.chaos.conftest import CHAOS, Train, free_port, metric, summary, wait_for
+from tests.chaos.conftest import CHAOS, Train, driver_metric, summary, wait_for
 
 STEPS = 4000
 """Unpaced actors of the tiny agent can finish 1200 steps within a second or two of the kill at ~400 (a CI run with
@@ -34,20 +34,19 @@ def redis_children(parent: int | None = None) -> set[int]:
 
 def test_redis_sigkill_supervisor_restarts_it_and_the_replay_keeps_all_but_a_second(ray_cluster, tmp_path,
                                                                                       monkeypatch) -> None:
-    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(tmp_path / "sd"))
-    run, port = tmp_path / "redis-death", free_port()
-    drv = f"127.0.0.1:{port}"
+    sd, run = tmp_path / "sd", tmp_path / "redis-death"
+    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
     others = redis_children()  # e.g. the session's redis_server
     train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
-                   "--metrics-port", str(port), *CHAOS,
+                   *CHAOS,
                    "runtime.claim_steps=256", "runtime.max_update_lag=0",
                    "learner.updates_per_step=0.1"])  # actors step (and write) through the outage
-    wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
+    wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
     (pid,) = redis_children() - others
     os.kill(pid, signal.SIGSTOP)  # hung: every client's next command waits on it
     time.sleep(1.5)
     os.kill(pid, signal.SIGKILL)  # ... and fails when it dies
-    wait_for(lambda: metric(drv, "ami_driver_restarts_total", process="redis") == 1.0, 30, "redis restarted")
+    wait_for(lambda: driver_metric(sd, "ami_driver_restarts_total", process="redis") == 1.0, 30, "redis restarted")
     assert len(redis_children() - others) == 1
     assert train.join() == 0
     s = summary(run)
@@ -67,14 +66,13 @@ def test_hung_redis_claims_time_out_are_retried_and_the_run_stores_its_steps_onc
     """A redis-server that hangs (SIGSTOP) longer than the clients' socket timeout, then resumes: the actors'
     budget claims time out and are retried instead of stalling in silence; a claim the server applied after the
     client gave up is handed back at the end, so the run still stores exactly its step count, each step once."""
-    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(tmp_path / "sd"))
-    run, port = tmp_path / "redis-hang", free_port()
-    drv = f"127.0.0.1:{port}"
+    sd, run = tmp_path / "sd", tmp_path / "redis-hang"
+    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
     others = redis_children()
     train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
-                   "--metrics-port", str(port), *CHAOS, "runtime.redis_timeout_s=0.5",
+                   *CHAOS, "runtime.redis_timeout_s=0.5",
                    "runtime.claim_steps=16", "runtime.max_update_lag=0", "learner.updates_per_step=0.1"])
-    wait_for(lambda: (metric(drv, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
+    wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 400, 90, "400 steps")
     (pid,) = redis_children() - others
     os.kill(pid, signal.SIGSTOP)
     time.sleep(3.0)  # six socket timeouts

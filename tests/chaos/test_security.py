@@ -13,8 +13,9 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from tests.chaos.conftest import free_port, summary
+from tests.chaos.conftest import summary
 from tests.runtime.conftest import AMI, TINY, tagged_env
+from tests.util import free_port
 
 PASSWORD = "s3cret-Pa55word-7f3a9c"
 
