@@ -143,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run_dir", metavar="RUN_DIR", help="the run directory of a running Ray run (has running.json)")
     s.add_argument("--actors", type=int, required=True, metavar="K",
                    help="actors the run should have from now on (required)")
+    sub.add_parser("prometheus-config", help="print a Prometheus config that finds this user's runs",
+                   description="Print deploy/prometheus/prometheus.yml with this user's discovery directory "
+                               "($AMI_PROMETHEUS_SD_DIR, else /tmp/ami-<uid>/prometheus) in its file_sd glob.")
     p.commands = dict(sub.choices)
     return p
 
@@ -199,6 +202,7 @@ def _train(a: argparse.Namespace) -> int:
         run = RunDir(Path(cfg.run.run_dir) if cfg.run.run_dir else default_path(cfg.run.env_id))
         if (run.path / "summary.json").exists() or run.latest_checkpoint.exists():
             raise ConfigError(f"run directory {run.path} already holds a run; use --resume {run.path}")
+    _check_sd_dir()
     if cfg.run.backend == "ray":  # (an address Ray cannot reach is a ConfigError too: nothing written yet)
         from ami.cluster.ray_driver import train_ray
         from ami.cluster.services import check_addresses, ray_address
@@ -214,6 +218,23 @@ def _train(a: argparse.Namespace) -> int:
     summary = train(cfg, res.agent, res.info, run, record, progress=not a.no_progress,
                     metrics_port=a.metrics_port, **where)
     print(json.dumps({"run_dir": str(run.path), **summary}))
+    return 0
+
+
+def _check_sd_dir() -> Path:
+    """This user's discovery directory, checked before a run starts (nothing written when it is unsafe)."""
+    from ami.telemetry.discovery import UnsafeDirectory, checked_sd_dir
+
+    try:
+        return checked_sd_dir()
+    except UnsafeDirectory as e:
+        raise ConfigError(str(e)) from None
+
+
+def _prometheus_config(a: argparse.Namespace) -> int:
+    from ami.telemetry.prometheus_config import prometheus_config
+
+    print(prometheus_config(str(_check_sd_dir())), end="")
     return 0
 
 
@@ -254,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             p.commands.get(a.cmd, p).error(f"unrecognized arguments: {' '.join(extra)}")
         if a.cmd is None:
             p.error(f"no command given: choose one of {', '.join(p.commands)} (ami --help says what each does)")
-        return {"train": _train, "eval": _eval, "report": _report, "scale": _scale}[a.cmd](a)
+        return {"train": _train, "eval": _eval, "report": _report, "scale": _scale,
+                "prometheus-config": _prometheus_config}[a.cmd](a)
     except ConfigError as e:
         print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message
         return EXIT_CONFIG

@@ -2,9 +2,12 @@
 
 The driver's `Discovery` keeps the set of live targets and publishes it two ways, from one source:
 - file_sd: a JSON file `<directory>/<run>.json`, rewritten atomically (temp file + rename) whenever the set
-  changes. `deploy/prometheus/prometheus.yml` globs `<directory>/*.json`, so every run on the machine is
-  found, and a run's file disappears when the run ends. This is the default on one machine or a Ray head
-  node, exactly like Ray's own `/tmp/ray/prom_metrics_service_discovery.json`.
+  changes. The directory is per user (`/tmp/ami-<uid>/prometheus`) and checked before use (`checked_sd_dir`):
+  in a directory shared by every user of a machine, the first user's permissions would block the others, and
+  anyone could plant targets for another user's Prometheus or swap the directory for a symlink.
+  `ami prometheus-config` writes `deploy/prometheus/prometheus.yml` with the caller's directory in its glob, so
+  every run of that user is found, and a run's file disappears when the run ends. This is the default on one
+  machine or a Ray head node, like Ray's own `/tmp/ray/prom_metrics_service_discovery.json`.
 - http_sd: the same list as JSON at `GET /sd` on the driver's endpoint (`--metrics-port`), for a Prometheus
   that does not share the driver's filesystem (Kubernetes:
   `deploy/k8s/monitoring.yaml`, `deploy/prometheus/prometheus-k8s.yml`).
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +25,52 @@ from pathlib import Path
 
 from ami.telemetry.exporter import Target
 
-DEFAULT_SD_DIR = "/tmp/ami/prometheus"
-"""Where drivers write file_sd files (AMI_PROMETHEUS_SD_DIR overrides); prometheus.yml reads *.json here."""
+SD_DIR_TEMPLATE = "/tmp/ami-{uid}/prometheus"
+"""Where drivers write file_sd files, one directory per user (AMI_PROMETHEUS_SD_DIR overrides)."""
+
+
+class UnsafeDirectory(ValueError):
+    """The discovery directory, or a directory above it, could be changed by another user."""
+
+
+def sd_dir(directory: str | None = None) -> Path:
+    """`directory`, else $AMI_PROMETHEUS_SD_DIR, else this user's /tmp/ami-<uid>/prometheus."""
+    return Path(directory or os.environ.get("AMI_PROMETHEUS_SD_DIR") or SD_DIR_TEMPLATE.format(uid=os.getuid()))
+
+
+def _unsafe(path: Path, st: os.stat_result, leaf: bool) -> str | None:
+    """Why another user could alter `path` (None: they cannot). Above the leaf, root's directories and sticky
+    ones (/tmp) are fine; the leaf must be this user's own and writable by nobody else."""
+    uid = os.getuid()
+    if st.st_uid not in ((uid,) if leaf else (uid, 0)):
+        return f"is owned by uid {st.st_uid}"
+    if stat.S_ISLNK(st.st_mode):
+        return None  # a symlink of this user or root: its target is checked in turn
+    if not stat.S_ISDIR(st.st_mode):
+        return "is not a directory"
+    if st.st_mode & 0o022 and not (not leaf and st.st_mode & stat.S_ISVTX):
+        return "is writable by group or others"
+    return None
+
+
+def checked_sd_dir(directory: str | None = None) -> Path:
+    """The discovery directory, created (0755: a Prometheus running as another user still reads it) when
+    missing, after checking it and every directory above it (raises UnsafeDirectory, naming the path)."""
+    path = sd_dir(directory).absolute()
+    for p in reversed([p for p in (path, *path.parents) if not os.path.lexists(p)]):
+        try:  # one by one, so no umask leaves a directory of ours group-writable
+            os.mkdir(p, 0o755)
+            os.chmod(p, 0o755)
+        except FileExistsError:  # another process made it meanwhile: checked below like any other
+            pass
+    for p in (path, *path.parents):
+        why = _unsafe(p, os.lstat(p), leaf=p == path)
+        if why is None and stat.S_ISLNK(os.lstat(p).st_mode):
+            why = _unsafe(p, os.stat(p), leaf=p == path)  # the directory the symlink points to
+        if why:
+            raise UnsafeDirectory(f"Prometheus discovery directory {path}: {p} {why}; remove it, or set "
+                                  "AMI_PROMETHEUS_SD_DIR to a directory of your own")
+    return path
 
 
 @dataclass(frozen=True)
@@ -30,7 +78,7 @@ class DiscoveryConfig:
     """Where the driver publishes its targets."""
 
     directory: str | None = None
-    """file_sd directory; None: $AMI_PROMETHEUS_SD_DIR or /tmp/ami/prometheus."""
+    """file_sd directory; None: $AMI_PROMETHEUS_SD_DIR or /tmp/ami-<uid>/prometheus."""
     enabled: bool = True
     """False: keep targets for http_sd only, write no file."""
 
@@ -40,8 +88,7 @@ class Discovery:
 
     def __init__(self, run_name: str, cfg: DiscoveryConfig | None = None):
         cfg = cfg or DiscoveryConfig()
-        directory = Path(cfg.directory or os.environ.get("AMI_PROMETHEUS_SD_DIR") or DEFAULT_SD_DIR)
-        self.path = directory / f"{run_name}.json" if cfg.enabled else None
+        self.path = checked_sd_dir(cfg.directory) / f"{run_name}.json" if cfg.enabled else None
         self._targets: dict[str, Target] = {}
         self._written: str | None = None
         self._lock = threading.Lock()
@@ -76,7 +123,8 @@ class Discovery:
         text = json.dumps(self.payload(), indent=1)
         if self.path is None or text == self._written:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.is_dir():  # removed during the run (a /tmp cleaner): made and checked again
+            checked_sd_dir(str(self.path.parent))
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(text)
         os.replace(tmp, self.path)  # Prometheus never reads a half-written file

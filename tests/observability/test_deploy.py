@@ -45,14 +45,26 @@ def test_promtool_check_config(name: str) -> None:
 
 
 def test_prometheus_discovers_ami_and_ray_without_target_lists() -> None:
-    jobs = {j["job_name"]: j for j in yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
-            ["scrape_configs"]}
-    assert jobs["ami"]["file_sd_configs"][0]["files"] == ["/tmp/ami/prometheus/*.json"]
+    from ami.telemetry.prometheus_config import PLACEHOLDER, prometheus_config
+
+    shipped = (DEPLOY / "prometheus/prometheus.yml").read_text()
+    assert shipped == prometheus_config(PLACEHOLDER)  # the shipped file is the command's output: they never drift
+    jobs = {j["job_name"]: j for j in yaml.safe_load(shipped)["scrape_configs"]}
+    assert jobs["ami"]["file_sd_configs"][0]["files"] == [f"{PLACEHOLDER}/*.json"]
     assert jobs["ray"]["file_sd_configs"][0]["files"] == ["/tmp/ray/prom_metrics_service_discovery.json"]
     assert all("static_configs" not in j for j in jobs.values())
-    from ami.telemetry.discovery import DEFAULT_SD_DIR
 
-    assert jobs["ami"]["file_sd_configs"][0]["files"][0] == f"{DEFAULT_SD_DIR}/*.json"
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
+def test_ami_prometheus_config_globs_this_users_directory(tmp_path: Path) -> None:
+    sd = tmp_path / "sd"
+    out = subprocess.run([sys.executable, "-m", "ami.cluster.cli", "prometheus-config"], capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin", "AMI_PROMETHEUS_SD_DIR": str(sd)}, check=True)
+    jobs = {j["job_name"]: j for j in yaml.safe_load(out.stdout)["scrape_configs"]}
+    assert jobs["ami"]["file_sd_configs"][0]["files"] == [f"{sd}/*.json"] and sd.is_dir()
+    (tmp_path / "p.yml").write_text(out.stdout)
+    r = subprocess.run(["promtool", "check", "config", str(tmp_path / "p.yml")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_every_manifest_parses() -> None:
