@@ -32,7 +32,9 @@ def test_anti_collapse(pendulum_data, vicreg: bool) -> None:
     weights = dict(var_weight=1.0, cov_weight=0.04) if vicreg else dict(var_weight=0.0, cov_weight=0.0)
     agent = tiny_agent("Pendulum-v1", seed=1, cost=dict(critic_weight=0.0), optim=dict(lr=1e-3), **PRED_ONLY,
                        **weights)
-    m = _train(agent, pendulum_data, 1000)
+    # collapse takes the 1000 updates (seed 1: mean std 0.070 at 500, 0.054 at 1000, bound 0.08); VICReg's spread is
+    # there by 700 (min std at 700 for seeds 1 / 0 / 2: 0.70 / 0.71 / 0.76, bound 0.5)
+    m = _train(agent, pendulum_data, 700 if vicreg else 1000)
     obs = torch.as_tensor(pendulum_data.sample(512, 1).data["obs"][:, 0])
     with torch.no_grad():
         std = agent.world_model.encode(obs).std(0)
