@@ -9,9 +9,9 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ami.actors.ray_actor import ActorSpec, ActorWorker
-from ami.cluster.config import RuntimeConfig
+from ami.cluster.config import RunFailed, RuntimeConfig
 from ami.cluster.observe import RunObserver
-from ami.cluster.recovery import DEAD, UNREACHABLE, dead_for_good
+from ami.cluster.recovery import DEAD, RAY_RESTARTS, UNREACHABLE, RestartBudget, alive_nodes, pinned_to_dead
 
 SUMMED = ("env_steps", "segments", "lag_sum")
 """Status counters that add up over an actor's incarnations (a crashed one's are carried)."""
@@ -21,9 +21,11 @@ class ActorPool:
     """Actor i's handle, its run() call and its last status; what crashed incarnations had counted."""
 
     def __init__(self, spec: Callable[[int], ActorSpec], learner, rt: RuntimeConfig, obs: RunObserver,
-                 fresh: bool, restarted: Callable[[str], None]):
+                 fresh: bool, restarted: Callable[[str], None], budget: RestartBudget):
         self.spec, self.learner, self.rt, self.obs, self.fresh = spec, learner, rt, obs, fresh
         self.restarted = restarted  # counts a restart of one process kind ('actor')
+        self.budget = budget
+        self.pinned: dict[int, str] = {}  # actor -> the node it is hard-pinned to
         self.handles: dict[int, object] = {}
         self.futures: dict[int, ray.ObjectRef] = {}  # the run() calls of actors still stepping
         self.status: dict[int, dict] = {}
@@ -48,7 +50,7 @@ class ActorPool:
     def _spawn(self, i: int) -> None:
         """Start actor i (also: a replacement for one whose node is gone) and its run()."""
         h = ActorWorker.options(num_cpus=self.rt.actor_cpus, scheduling_strategy=self._place(i),
-                                max_restarts=self.rt.max_restarts).remote(self.spec(i), self.learner)
+                                max_restarts=RAY_RESTARTS).remote(self.spec(i), self.learner)
         self.handles[i] = h
         self.futures[i] = h.run.remote(self.fresh)
         self.obs.watch(f"actor-{i}", h)
@@ -58,10 +60,14 @@ class ActorPool:
         2-node test cluster onto one node now and then. Actors that reserve CPUs may go elsewhere (soft) when
         their node is full; zero-CPU actors always fit, so they are pinned (an actor whose node died is replaced
         by a new one on a live node)."""
-        nodes = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
+        self.pinned.pop(i, None)
+        nodes = sorted(alive_nodes())
         if len(nodes) < 2:
             return "SPREAD"
-        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=self.rt.actor_cpus > 0)
+        soft = self.rt.actor_cpus > 0
+        if not soft:
+            self.pinned[i] = nodes[i % len(nodes)]
+        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=soft)
 
     def run_again(self) -> None:
         """Every actor steps again (after the driver handed lost steps back to the budget)."""
@@ -102,9 +108,9 @@ class ActorPool:
         return returns
 
     def _crashed(self, i: int) -> None:
-        """Ray restarts a crashed actor (max_restarts); its run() goes on from the shared budget. What the dead
-        incarnation stepped but never stored is given back to the budget once every actor is done."""
-        gone = dead_for_good(self.handles[i])  # e.g. pinned to a node that died: Ray cannot restart it there
+        """Ray restarts a crashed actor; its run() goes on from the shared budget. What the dead incarnation
+        stepped but never stored is given back to the budget once every actor is done."""
+        gone = pinned_to_dead(self.pinned.get(i), alive_nodes())  # Ray cannot restart it there
         if gone:
             self._spawn(i)  # a new process for actor i on a live node
         else:
@@ -113,12 +119,11 @@ class ActorPool:
         if last is None and not gone:  # no word since its last crash: a call that raced the restart, no new crash
             self._raced[i] = self._raced.get(i, 0) + 1
             if self._raced[i] > 50:
-                raise RuntimeError(f"actor {i} does not come back")
+                raise RunFailed(f"actor {i} does not come back: 50 calls failed since its last crash")
             return
         self._raced[i] = 0
-        n = self.crashes[i] = self.crashes.get(i, 0) + 1
-        if n > self.rt.max_restarts:
-            raise RuntimeError(f"actor {i} crashed {n} times")
+        self.crashes[i] = self.crashes.get(i, 0) + 1
+        self.budget.crashed(f"actor {i}")
         if last is not None:
             c = self.carried.setdefault(i, {**dict.fromkeys(SUMMED, 0), "versions_used": []})
             for k in SUMMED:

@@ -12,9 +12,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ami.cluster.config import ConfigError, load_yaml, parse_override, to_dict
+from ami.cluster.config import ConfigError, RunFailed, load_yaml, parse_override, to_dict
 
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -258,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message
         return EXIT_CONFIG
+    except RunFailed as e:  # a started run gave up (a crash loop): its last checkpoint stays for --resume
+        print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
