@@ -3,7 +3,8 @@
 Places one LearnerActor (on a GPU node when the cluster has one), one EvaluatorActor and K ActorWorkers
 (spread round-robin over nodes); the driver loop (cluster/loop.py) then polls them through `RayBackend.step()`,
 which also reads RUN_DIR/scale.json (written by `ami scale`) to add or remove actors while the run goes on.
-Ctrl-C stops the actors, writes the final checkpoint and summary, and stops what ami started.
+Ctrl-C or SIGTERM (cluster/loop.py) stops the actors, writes the final checkpoint and summary, and stops what ami
+started.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@ directory contract, and eval/report/resume read it."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,31 @@ def test_a_step_count_no_multiple_of_the_envs_ends_below_it_inline_as_on_ray(tmp
     assert main(["train", *TINY, "--steps", "31", "--envs-per-actor", "2", "--run-dir", str(run),
                  "learner.warmup_steps=1000", "run.eval_episodes=1"]) == 0
     assert json.loads((run / "summary.json").read_text())["env_steps"] == 30
+
+
+def test_sigterm_stops_an_inline_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (Kubernetes, `ray job stop`): steps flushed, a final checkpoint, summary.json marked interrupted,
+    exit 0, the discovery file removed. Without a handler Python dies at once (status -15). Short episodes and no
+    updates keep it quick: only the signal's path is under test."""
+    run, sd = tmp_path / "run", tmp_path / "sd"
+    p = subprocess.Popen([*AMI, "train", *TINY, "--steps", "1000000", "--run-dir", str(run), "run.log_every=20",
+                          "learner.warmup_steps=1000000", "run.eval_episodes=1", "run.torch_threads=1",
+                          "run.env_kwargs={max_episode_steps: 20}"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin",
+                              "AMI_PROMETHEUS_SD_DIR": str(sd)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "metrics.jsonl").exists():  # the driver loop is running
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        assert list(sd.glob("*.json"))
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert s["interrupted"] and s["env_steps"] == json.loads(out.strip().splitlines()[-1])["env_steps"] >= 20
+    assert (run / "checkpoints" / "latest.pt").exists() and list(sd.glob("*.json")) == []
