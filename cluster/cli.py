@@ -109,8 +109,12 @@ def _add_train(sub) -> None:
                    help="Ray cluster to attach to ('auto', HOST:PORT or ray://HOST:PORT; Ray backend only) "
                         "(default: $RAY_ADDRESS, else a local Ray instance that ami starts and stops)")
     t.add_argument("--redis-url", metavar="URL",
-                   help="Redis server of the replay, e.g. redis://HOST:6379/0 (Ray backend only) "
-                        "(default: a private redis-server that ami starts and stops)")
+                   help="Redis server of the replay, e.g. redis://HOST:6379/0 (Ray backend only); a URL with a "
+                        "password belongs in --redis-url-file or $AMI_REDIS_URL, off the command line "
+                        "(default: $AMI_REDIS_URL, else a private redis-server that ami starts and stops)")
+    t.add_argument("--redis-url-file", metavar="PATH",
+                   help="read the Redis URL from PATH, a file only its owner may read (chmod 600; else exit 2) "
+                        "(default: none)")
     t.add_argument("--metrics-port", type=int, metavar="P",
                    help="port of the driver's Prometheus endpoint, which also serves /sd for http_sd "
                         "(default: a port the kernel picks)")
@@ -202,11 +206,11 @@ def _train(a: argparse.Namespace) -> int:
             raise ConfigError(f"run directory {run.path} already holds a run; use --resume {run.path}")
     if cfg.run.backend == "ray":  # (an address Ray cannot reach is a ConfigError too: nothing written yet)
         from ami.cluster.ray_driver import train_ray
-        from ami.cluster.services import check_addresses, ray_address
+        from ami.cluster.services import check_addresses, ray_address, redis_url
 
-        addr = ray_address(a.ray_address)
-        check_addresses(a.redis_url, addr)
-        train, where = train_ray, {"redis_url": a.redis_url, "ray_addr": addr}
+        addr, url = ray_address(a.ray_address), redis_url(a.redis_url, a.redis_url_file, os.environ)
+        check_addresses(url, addr)
+        train, where = train_ray, {"redis_url": url, "ray_addr": addr}
     else:
         from ami.cluster.inline import train_inline
 

@@ -19,6 +19,7 @@ from ami.cluster import inline
 from ami.cluster.cli import main
 from ami.cluster.config import apply, build, load_yaml, parse_override
 from ami.cluster.rundir import SUMMARY_KEYS
+from ami.cluster.services import redis_url
 
 AMI = [sys.executable, "-m", "ami.cluster.cli"]
 
@@ -193,3 +194,39 @@ def test_sigterm_stops_an_inline_run_as_ctrl_c_does(tmp_path: Path) -> None:
     s = json.loads((run / "summary.json").read_text())
     assert s["interrupted"] and s["env_steps"] == json.loads(out.strip().splitlines()[-1])["env_steps"] >= 20
     assert (run / "checkpoints" / "latest.pt").exists() and list(sd.glob("*.json")) == []
+
+
+SECRET = "pw-7d1e0c"
+
+
+def test_the_redis_url_comes_from_the_flag_a_0600_file_or_the_environment(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "url"
+    f.write_text(f"redis://ami:{SECRET}@h:1/0\n")
+    f.chmod(0o600)
+    assert redis_url(None, str(f), {}) == f"redis://ami:{SECRET}@h:1/0"
+    assert redis_url(None, None, {"AMI_REDIS_URL": "redis://e:1/0"}) == "redis://e:1/0"
+    assert redis_url("redis://flag:1/0", None, {"AMI_REDIS_URL": "redis://e:1/0"}) == "redis://flag:1/0"
+    assert redis_url(None, None, {}) is None and capsys.readouterr().err == ""
+    assert redis_url(f"redis://ami:{SECRET}@h:1/0", None, {})  # works, but says where a password belongs
+    err = capsys.readouterr().err
+    assert err.startswith("ami: warning:") and "AMI_REDIS_URL" in err and SECRET not in err
+
+
+@pytest.mark.parametrize("case", ["group-readable", "world-readable", "both flags", "missing", "two lines",
+                                  "env unreachable"])
+def test_a_bad_redis_url_source_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys, monkeypatch,
+                                                                        case: str) -> None:
+    f = tmp_path / "url"
+    f.write_text(f"redis://ami:{SECRET}@127.0.0.1:1/0\n" + ("redis://x:1/0\n" if case == "two lines" else ""))
+    f.chmod({"group-readable": 0o640, "world-readable": 0o604}.get(case, 0o600))
+    args = {"both flags": ["--redis-url", "redis://127.0.0.1:1/0", "--redis-url-file", str(f)],
+            "missing": ["--redis-url-file", str(tmp_path / "nope")], "env unreachable": []}.get(
+        case, ["--redis-url-file", str(f)])
+    if case == "env unreachable":
+        monkeypatch.setenv("AMI_REDIS_URL", f"redis://ami:{SECRET}@127.0.0.1:1/0")
+    assert main(["train", "--backend", "ray", "--steps", "10", "--run-dir", str(tmp_path / "out"), *args]) == 2
+    lines = [s for s in capsys.readouterr().err.splitlines() if s.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ami: error:") and SECRET not in lines[0], lines
+    assert not (tmp_path / "out").exists()
+    if case.endswith("readable"):
+        assert "chmod 600" in lines[0]
