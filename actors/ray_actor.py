@@ -15,7 +15,6 @@ import os
 import threading
 import time
 import warnings
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +23,7 @@ import redis
 import torch
 
 from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace, TimedAgent, evaluate
+from ami.actors.tally import ActorTally
 from ami.agent.agent import Agent
 from ami.envs.make import EnvSpec
 from ami.learner.pacing import updates_owed, vector_steps_left
@@ -76,9 +76,6 @@ class ActorSpec:
     None: env_id as registered. Metrics keep env_id."""
 
 
-LATENCIES = 512
-"""Broadcast latencies an actor keeps for the run's percentiles (the newest)."""
-
 PAUSE_MIN_S, PAUSE_MAX_S = 0.005, 0.08
 """An actor ahead of the learner sleeps between looks at its progress, doubling from the first to the second."""
 
@@ -116,14 +113,7 @@ class ActorWorker:
         self.known = {"version": 0, "updates": 0}
         self.claimed_total = 0
         self.claim_retries = 0  # budget claims retried after a connection error or timeout
-        self.returns: list[float] = []
-        self.episodes = 0
-        self.segments = 0
-        self.lag_sum = 0
-        self.lag_max = 0
-        self.versions_used: set[int] = set()
-        # publish -> acting, seconds: the latest LATENCIES only (a status answer carries them all)
-        self.latencies: deque[float] = deque(maxlen=LATENCIES)
+        self.tally = ActorTally()  # what status() reports: fixed-size sums and drained lists (actors/tally.py)
         self.paused_s = 0.0
         self.t_run = 0.0
         self._t_replay = 0.0
@@ -171,7 +161,8 @@ class ActorWorker:
                 self.agent.load_weights(to_torch(weights))
                 self.runner.policy_version = self._fetch["version"]
                 latency = time.time() - self._fetch["published_at"]
-                self.latencies.append(latency)
+                with self._lock:
+                    self.tally.latency(latency)
                 self._fetch = None
                 self.pm.actor.weights(self.runner.policy_version, int(self.known["version"]), latency)
                 return
@@ -182,10 +173,7 @@ class ActorWorker:
         self.pm.actor.segment()
         lag = max(0, int(self.known["version"]) - segment.meta.policy_version)
         with self._lock:
-            self.segments += 1
-            self.lag_sum += lag
-            self.lag_max = max(self.lag_max, lag)
-            self.versions_used.add(segment.meta.policy_version)
+            self.tally.segment(segment.meta.policy_version, lag)
 
     # ----- stepping -----------------------------------------------------------------------------------------
     def _owed(self) -> int:
@@ -246,8 +234,8 @@ class ActorWorker:
                     if self.runner.episodes:
                         self.pm.actor.episodes(self.runner.episodes)
                         with self._lock:
-                            self.returns.extend(r for r, _ in self.runner.episodes)
-                            self.episodes += len(self.runner.episodes)
+                            for ret, _ in self.runner.episodes:
+                                self.tally.episode(ret)
                         self.runner.episodes.clear()
                     self._observe_replay()
             self.runner.flush_all()
@@ -271,16 +259,12 @@ class ActorWorker:
         self._stop.set()
 
     def status(self, drain: bool = True) -> dict:
-        """Counters; `drain` hands over (and forgets) the episode returns finished since the last call."""
+        """Counters, the same size however long the run (actors/tally.py); `drain` hands over (and forgets) the
+        episode returns and the versions acted with since the last call."""
         with self._lock:
-            returns = self.returns
-            if drain:
-                self.returns = []
             return {"actor_id": self.spec.place.actor_id, "env_steps": self.runner.env_steps,
-                    "episodes": self.episodes, "returns": list(returns) if drain else [],
-                    "version": self.runner.policy_version, "segments": self.segments, "lag_sum": self.lag_sum,
-                    "lag_max": self.lag_max, "versions_used": sorted(self.versions_used),
-                    "latencies": list(self.latencies), "paused_s": self.paused_s, "run_s": self.t_run,
+                    "version": self.runner.policy_version, **self.tally.report(drain),
+                    "paused_s": self.paused_s, "run_s": self.t_run,
                     "node_id": ray.get_runtime_context().get_node_id(),
                     "replay_dropped": self.replay_stats.get("dropped_transitions", 0.0),
                     "replay_retries": self.replay_stats.get("write_retries", 0.0),

@@ -12,9 +12,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ami.cluster.config import ConfigError, load_yaml, parse_override, to_dict
+from ami.cluster.config import ConfigError, RunFailed, load_yaml, parse_override, to_dict
 
 EXIT_CONFIG = 2
+EXIT_FAILED = 1
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -108,8 +109,12 @@ def _add_train(sub) -> None:
                    help="Ray cluster to attach to ('auto', HOST:PORT or ray://HOST:PORT; Ray backend only) "
                         "(default: $RAY_ADDRESS, else a local Ray instance that ami starts and stops)")
     t.add_argument("--redis-url", metavar="URL",
-                   help="Redis server of the replay, e.g. redis://HOST:6379/0 (Ray backend only) "
-                        "(default: a private redis-server that ami starts and stops)")
+                   help="Redis server of the replay, e.g. redis://HOST:6379/0 (Ray backend only); a URL with a "
+                        "password belongs in --redis-url-file or $AMI_REDIS_URL, off the command line "
+                        "(default: $AMI_REDIS_URL, else a private redis-server that ami starts and stops)")
+    t.add_argument("--redis-url-file", metavar="PATH",
+                   help="read the Redis URL from PATH, a file only its owner may read (chmod 600; else exit 2) "
+                        "(default: none)")
     t.add_argument("--metrics-port", type=int, metavar="P",
                    help="port of the driver's Prometheus endpoint, which also serves /sd for http_sd "
                         "(default: a port the kernel picks)")
@@ -205,11 +210,11 @@ def _train(a: argparse.Namespace) -> int:
     _check_sd_dir()
     if cfg.run.backend == "ray":  # (an address Ray cannot reach is a ConfigError too: nothing written yet)
         from ami.cluster.ray_driver import train_ray
-        from ami.cluster.services import check_addresses, ray_address
+        from ami.cluster.services import check_addresses, ray_address, redis_url
 
-        addr = ray_address(a.ray_address)
-        check_addresses(a.redis_url, addr)
-        train, where = train_ray, {"redis_url": a.redis_url, "ray_addr": addr}
+        addr, url = ray_address(a.ray_address), redis_url(a.redis_url, a.redis_url_file, os.environ)
+        check_addresses(url, addr)
+        train, where = train_ray, {"redis_url": url, "ray_addr": addr}
     else:
         from ami.cluster.inline import train_inline
 
@@ -280,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message
         return EXIT_CONFIG
+    except RunFailed as e:  # a started run gave up (a crash loop): its last checkpoint stays for --resume
+        print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -24,6 +24,11 @@ class ConfigError(ValueError):
     """A configuration the run cannot start with; the message is one line for the user."""
 
 
+class RunFailed(RuntimeError):
+    """A started run cannot go on (a crash loop, a process that does not come back); the message is one line,
+    which `ami` prints as `ami: error: ...` (exit 1)."""
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """What to run, for how long, where, and how often to report."""
@@ -97,7 +102,11 @@ class RuntimeConfig:
     poll_s: float = 0.25
     """Seconds between the driver's looks at actors, learner, evaluation and the scale file."""
     max_restarts: int = 3
-    """Times Ray restarts a crashed actor or learner process (the driver then resumes its work)."""
+    """Crashes of one actor or learner process the run rides out within runtime.restart_window_s (Ray restarts it,
+    the driver resumes its work); one more within that window is a crash loop and stops the run."""
+    restart_window_s: float = 600.0
+    """Sliding window of runtime.max_restarts, seconds: crashes further apart never add up, so a days-long run
+    survives any number of them (spot nodes), while a process that crashes every few seconds stops the run."""
     redis_timeout_s: float = 10.0
     """Socket timeout of every Redis client of the run: a hung server makes a command fail (and be retried)
     after this long instead of stalling the process in silence."""
@@ -261,9 +270,9 @@ def build(layers: list[dict]) -> TrainConfig:
         raise ConfigError("learner.warmup_steps, learner.checkpoint_every, run.plan_evals, runtime.max_update_lag "
                           "and runtime.max_restarts must not be negative, learner.updates_per_step positive")
     counts = (rt.version_check_every, rt.claim_steps, rt.learner_chunk, rt.learner_threads)
-    if min(counts) < 1 or min(rt.poll_s, rt.redis_timeout_s) <= 0:
-        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, learner_threads, poll_s and "
-                          "redis_timeout_s must be positive")
+    if min(counts) < 1 or min(rt.poll_s, rt.redis_timeout_s, rt.restart_window_s) <= 0:
+        raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, learner_threads, poll_s, "
+                          "redis_timeout_s and restart_window_s must be positive")
     return cfg
 
 

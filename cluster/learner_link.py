@@ -7,17 +7,19 @@ from collections.abc import Callable
 
 import ray
 
+from ami.cluster.config import RunFailed
 from ami.cluster.observe import RunObserver
-from ami.cluster.recovery import UNREACHABLE, dead_for_good
+from ami.cluster.recovery import UNREACHABLE, RestartBudget
 
 
 class LearnerLink:
     """One LearnerActor as the driver sees it: `up` (it answers), `status` (its last report), `recoveries`."""
 
-    def __init__(self, handle, obs: RunObserver, max_restarts: int, restarted: Callable[[str], None]):
-        self.handle, self.obs, self.max_restarts, self.restarted = handle, obs, max_restarts, restarted
+    def __init__(self, handle, obs: RunObserver, budget: RestartBudget, restarted: Callable[[str], None]):
+        self.handle, self.obs, self.budget, self.restarted = handle, obs, budget, restarted
         obs.watch("learner", handle)
         self.up = True
+        self.down_since = 0.0  # budget.clock() when it stopped answering
         self.recoveries: list[dict] = []
         ray.get(handle.start.remote())
         self.status: dict = ray.get(handle.status.remote())
@@ -35,12 +37,14 @@ class LearnerLink:
         try:
             st = ray.get(self.handle.status.remote(), timeout=30)
         except UNREACHABLE:
-            if dead_for_good(self.handle):
-                raise RuntimeError(f"the learner crashed more than runtime.max_restarts={self.max_restarts} "
-                                   "times") from None
+            now = self.budget.clock()
             if self.up:  # crashed: Ray restarts it; restored from the last checkpoint when it answers
-                self.up = False
+                self.budget.crashed("the learner")
+                self.up, self.down_since = False, now
                 self.obs.forget("learner")
+            elif now - self.down_since > self.budget.window_s:  # e.g. no node can host it any more
+                raise RunFailed(f"the learner has not come back for {now - self.down_since:.0f} s "
+                                f"(runtime.restart_window_s={self.budget.window_s:g})") from None
             return
         if st["needs_restore"]:
             before = self.status.get("updates", 0)

@@ -8,8 +8,11 @@ the progress line and the run-directory writes (through RunBook and RunDir).
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Protocol
 
 from tqdm import tqdm
@@ -111,10 +114,42 @@ class _Rate:
         return True
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _ignore(signum, frame) -> None:
+    """A Python no-op, not SIG_IGN: processes started meanwhile must not inherit an ignored SIGTERM."""
+
+
+@contextmanager
+def sigterm_stops() -> Iterator[Callable[[], None]]:
+    """While the driver loop runs, SIGTERM (what Kubernetes, `ray job stop` and most schedulers send) takes
+    Ctrl-C's path: a KeyboardInterrupt, so actors stop and flush, the final checkpoint and summary.json are
+    written and every service ami started is stopped. Installed here, once Ray is up: `ray.init` installs a
+    SIGTERM handler of its own that exits at once. Yields `finishing()`: from then on a repeated SIGTERM is
+    ignored rather than cutting the final checkpoint short. Restores the previous handler at the end. (Only the
+    main thread may install handlers: elsewhere, as in tests that call `main()` on a thread, it does nothing.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield lambda: signal.signal(signal.SIGTERM, _ignore)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def drive(cfg: TrainConfig, run: RunDir, book: RunBook, backend: Backend, record: dict | None,
           progress: bool) -> dict:
     """Run `backend` to the end of the run; returns the summary (also written to summary.json). `record`: the
-    config.yaml of a new run (None: resumed)."""
+    config.yaml of a new run (None: resumed). Ctrl-C or SIGTERM ends it early, as cleanly."""
+    with sigterm_stops() as finishing:
+        return _drive(cfg, run, book, backend, record, progress, finishing)
+
+
+def _drive(cfg: TrainConfig, run: RunDir, book: RunBook, backend: Backend, record: dict | None, progress: bool,
+           finishing: Callable[[], None]) -> dict:
     r = cfg.run
     if record is not None:
         run.write_config(record)
@@ -143,9 +178,10 @@ def drive(cfg: TrainConfig, run: RunDir, book: RunBook, backend: Backend, record
                 ev = book.last_eval.get("eval_return_mean")
                 bar.set_postfix(ep=book.episodes, eval="-" if ev is None else f"{ev:.1f}", upd_s=f"{rate.value:.1f}",
                                 **backend.postfix(), refresh=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
         interrupted = True  # stop cleanly: the final checkpoint and summary still follow
     finally:
+        finishing()
         bar.n = book.env_steps
         bar.close()
     backend.finish(interrupted)

@@ -3,7 +3,8 @@
 Places one LearnerActor (on a GPU node when the cluster has one), one EvaluatorActor and K ActorWorkers
 (spread round-robin over nodes); the driver loop (cluster/loop.py) then polls them through `RayBackend.step()`,
 which also reads RUN_DIR/scale.json (written by `ami scale`) to add or remove actors while the run goes on.
-Ctrl-C stops the actors, writes the final checkpoint and summary, and stops what ami started.
+Ctrl-C or SIGTERM (cluster/loop.py) stops the actors, writes the final checkpoint and summary, and stops what ami
+started.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ami.cluster.learner_link import LearnerLink
 from ami.cluster.loop import drive
 from ami.cluster.observe import RunObserver
 from ami.cluster.ray_figures import Lag, ray_extras
+from ami.cluster.recovery import RAY_RESTARTS, RestartBudget
 from ami.cluster.rundir import RunDir
 from ami.cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from ami.cluster.services import Services
@@ -80,11 +82,12 @@ class RayBackend:
         self.keys = RunKeys(services.url, self.namespace, rt.redis_timeout_s)
         self.keys.set_budget(book.env_steps)
         self.keys.set_version(book.resumed_version)
-        self.learner = LearnerLink(self._learner_actor(), self.obs, rt.max_restarts, self._restarted)
-        self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=rt.max_restarts).remote(
+        budget = RestartBudget(rt.max_restarts, rt.restart_window_s)
+        self.learner = LearnerLink(self._learner_actor(), self.obs, budget, self._restarted)
+        self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=RAY_RESTARTS).remote(
             env_spec(r), info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.eval_pending: tuple | None = None
-        self.actors = ActorPool(self._spec, self.learner.handle, rt, self.obs, self.fresh, self._restarted)
+        self.actors = ActorPool(self._spec, self.learner.handle, rt, self.obs, self.fresh, self._restarted, budget)
         scale_file = run.path / SCALE_FILE
         self.scale_mtime = scale_file.stat().st_mtime if scale_file.exists() else 0.0  # older requests: done
         self.actors.scale_to(r.actors)
@@ -94,7 +97,7 @@ class RayBackend:
         r, rt = self.cfg.run, self.cfg.runtime
         gpus = rt.learner_gpus if rt.learner_gpus >= 0 else (1.0 if ray.cluster_resources().get("GPU") else 0.0)
         device = "cuda" if gpus > 0 else r.device
-        return LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=rt.max_restarts).remote(
+        return LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=RAY_RESTARTS).remote(
             self.info.observation_space, self.info.action_space, self.agent_cfg, self.cfg.learner, self.replay_cfg,
             self.services.url, device, r.seed, self.book.env_steps, rt.learner_chunk, self.ckpt0, r.env_id,
             self.services.metrics_bind, self.namespace, threads=rt.learner_threads)

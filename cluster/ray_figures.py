@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
-
+from ami.actors.tally import latency_percentile
 from ami.cluster.actor_pool import ActorPool
 from ami.cluster.learner_link import LearnerLink
 
@@ -37,18 +36,18 @@ def ray_extras(pool: ActorPool, learner: LearnerLink, lag: Lag, restarts: dict[s
     """summary.json's RAY_KEYS (`inserted`: transitions the replay received during this invocation)."""
     st = pool.totals()
     seg = sum(s["segments"] for s in st)
-    lat = [x for s in st for x in s["latencies"]]
+    lat = [sum(c) for c in zip(*(s["latency_counts"] for s in st), strict=True)]
+    p50, p90 = latency_percentile(lat, 50), latency_percentile(lat, 90)
     ls, wall = learner.status, learner.status["wall_s"]
-    steps = dict(sorted(zip(pool.status, (s["env_steps"] for s in st), strict=True)))
-    return {"actors": len(st), "actor_env_steps": {str(i): n for i, n in steps.items()},
+    return {"actors": len(st), "actor_env_steps": {str(i): s["env_steps"] for i, s in pool.book.totals().items()},
            "restarts": dict(restarts), "recoveries": learner.recoveries,
            "actor_nodes": sorted({s["node_id"] for s in st}), "learner_node": ls["node_id"],
            "learner_device": ls["device"], "replay_inserted_transitions": inserted,
            "policy_lag_mean": lag.mean, "policy_lag_max": lag.max,
            "segment_lag_mean": sum(s["lag_sum"] for s in st) / seg if seg else 0.0,
-           "versions_used": sorted({v for s in st for v in s["versions_used"]}),
-           "broadcast_latency_p50_ms": float(np.percentile(lat, 50) * 1e3) if lat else None,
-           "broadcast_latency_p90_ms": float(np.percentile(lat, 90) * 1e3) if lat else None,
+           "versions_used": list(pool.book.versions),
+           "broadcast_latency_p50_ms": None if p50 is None else p50 * 1e3,
+           "broadcast_latency_p90_ms": None if p90 is None else p90 * 1e3,
            "updates_per_s": ls["updates"] / wall if wall else 0.0,
            "learner_busy_fraction": ls["busy_s"] / wall if wall else 0.0,
            "actor_paused_s": sum(s["paused_s"] for s in st),

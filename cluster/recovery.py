@@ -1,31 +1,74 @@
-"""How a Ray run survives a crashed process, and what a call to a crashed one raises.
+"""How a Ray run survives a crashed process, what a call to a crashed one raises, and when the run gives up.
 
-- An actor: Ray restarts it (runtime.max_restarts); the driver notices through the failed run() call, keeps the
-  dead incarnation's counters, calls run() again (the new incarnation reads the newest weights first) and asks
-  for its new metrics target (cluster/actor_pool.py). Steps the dead one claimed from the budget but never
-  stored are handed back once every actor is done (`RayBackend._top_up`), so the run still stores exactly its
-  step count, each step once.
-- The learner: Ray restarts it; the new incarnation publishes nothing until the driver (cluster/learner_link.py)
-  `restore()`s the run's last checkpoint (at most one checkpoint interval of updates lost); versions continue
-  above the highest ever published (kept in Redis), so a version number is never reused.
+- Ray restarts every crashed actor, learner and evaluator process without limit (`RAY_RESTARTS`); the driver
+  decides when to stop, by rate (`RestartBudget`): a process may crash `runtime.max_restarts` times within any
+  `runtime.restart_window_s` seconds, so a days-long run on spot nodes rides out crashes hours apart while a
+  crash loop stops the run with one line (`RunFailed`).
+- An actor: the driver notices through the failed run() call, keeps the dead incarnation's counters, calls run()
+  again (the new incarnation reads the newest weights first) and asks for its new metrics target
+  (cluster/actor_pool.py). An actor pinned to a node that is gone cannot be restarted there (`pinned_to_dead`):
+  the driver starts a replacement on a live node. Steps the dead one claimed from the budget but never stored are
+  handed back once every actor is done (`RayBackend._top_up`), so the run still stores exactly its step count,
+  each step once.
+- The learner: the new incarnation publishes nothing until the driver (cluster/learner_link.py) `restore()`s the
+  run's last checkpoint (at most one checkpoint interval of updates lost); versions continue above the highest
+  ever published (kept in Redis), so a version number is never reused.
 - The private redis-server: `Services.supervise()` restarts it on the same port and AOF; writers buffer and
   retry meanwhile.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+
 import ray
+
+from ami.cluster.config import RunFailed
 
 DEAD = (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError)
 """What a call to a crashed actor raises (an actor pinned to a node that died cannot even be rescheduled)."""
 UNREACHABLE = (*DEAD, ray.exceptions.GetTimeoutError)
 
+RAY_RESTARTS = -1
+"""max_restarts of every process of a run: Ray always restarts it; RestartBudget decides when the run stops."""
 
-def dead_for_good(handle) -> bool:
-    """True when Ray reports the actor DEAD (restarts exhausted or impossible), not RESTARTING."""
-    try:
-        from ray._private.state import actors
 
-        return actors(handle._actor_id.hex()).get("State") == "DEAD"
-    except Exception:  # internal API unavailable: assume Ray restarts it
-        return False
+def over_budget(crashes: Sequence[float], now: float, max_restarts: int, window_s: float) -> bool:
+    """True when more than `max_restarts` of the `crashes` (times, seconds) lie within the last `window_s`
+    seconds before `now`: the process restarts too fast to be worth restarting again."""
+    return sum(1 for t in crashes if now - t < window_s) > max_restarts
+
+
+class RestartBudget:
+    """The crash times of each process of a run within the window (`clock`: seconds, injected by tests)."""
+
+    def __init__(self, max_restarts: int, window_s: float, clock: Callable[[], float] = time.monotonic):
+        self.max_restarts, self.window_s, self.clock = max_restarts, window_s, clock
+        self._crashes: dict[str, deque[float]] = {}
+
+    def crashed(self, who: str) -> int:
+        """Record a crash of process `who` ('actor 3', 'the learner'); returns its crashes within the window.
+        Raises RunFailed when they are over the budget."""
+        now = self.clock()
+        times = self._crashes.setdefault(who, deque())
+        times.append(now)
+        while times and now - times[0] >= self.window_s:  # older ones can never count again: memory stays bounded
+            times.popleft()
+        if over_budget(times, now, self.max_restarts, self.window_s):
+            raise RunFailed(f"{who} crashed {len(times)} times within {self.window_s:g} s (runtime.max_restarts="
+                            f"{self.max_restarts} per runtime.restart_window_s={self.window_s:g}): a crash loop, "
+                            "so the run stops; --resume RUN_DIR continues from its last checkpoint")
+        return len(times)
+
+
+def pinned_to_dead(node_id: str | None, alive: Iterable[str]) -> bool:
+    """True when a process pinned (hard node affinity) to `node_id` can never run again: that node is not among
+    the `alive` ones. None: not pinned, so Ray restarts it on any node."""
+    return node_id is not None and node_id not in set(alive)
+
+
+def alive_nodes() -> list[str]:
+    """Ids of the cluster's alive nodes (`ray.nodes()`, public API)."""
+    return [n["NodeID"] for n in ray.nodes() if n["Alive"]]

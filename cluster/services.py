@@ -1,6 +1,7 @@
 """Start or attach the services a Ray run needs: Ray itself and the Redis replay server.
 
-`check_addresses` runs before anything is started or written: an unreachable --redis-url or --ray-address is a
+`redis_url` finds the replay's URL (flag, 0600 file or environment) and `check_addresses` runs before anything
+is started or written: an unreachable --redis-url or --ray-address is a
 one-line ConfigError. `Services` starts what was not given (a local Ray with num_cpus, a private
 redis-server) and on close stops exactly what it started.
 """
@@ -10,6 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ami.cluster.config import ConfigError
@@ -18,6 +22,49 @@ from ami.cluster.config import ConfigError
 def ray_address(flag: str | None) -> str | None:
     """--ray-address, else RAY_ADDRESS, else None (start a local instance)."""
     return flag or os.environ.get("RAY_ADDRESS") or None
+
+
+REDIS_URL_ENV = "AMI_REDIS_URL"
+"""The environment variable that carries the Redis URL (with its password) off the command line."""
+
+
+def redis_url(flag: str | None, file: str | None, environ: Mapping[str, str]) -> str | None:
+    """The replay's Redis URL: --redis-url, else --redis-url-file (mode 0600 or stricter), else $AMI_REDIS_URL,
+    else None (a private redis-server). A password on the command line works but is shown by `ps` to every user
+    of the machine and kept by schedulers (Ray's job table): one warning line says where it belongs. Problems
+    are one-line ConfigErrors that never quote the URL."""
+    if flag and file:
+        raise ConfigError("--redis-url and --redis-url-file: give one of them")
+    if flag:
+        if _has_password(flag):
+            print(f"ami: warning: --redis-url carries a password, which `ps` shows to every user of this machine; "
+                  f"pass the URL in ${REDIS_URL_ENV} or --redis-url-file instead", file=sys.stderr)
+        return flag
+    if file:
+        return _read_url_file(Path(file))
+    return environ.get(REDIS_URL_ENV) or None
+
+
+def _has_password(url: str) -> bool:
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def _read_url_file(path: Path) -> str:
+    """The one line of a URL file that only its owner may read (a password lives in it)."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise ConfigError(f"--redis-url-file {path}: readable by group or others (mode {mode & 0o777:04o}); "
+                              f"chmod 600 it, or pass the URL in ${REDIS_URL_ENV}")
+        text = path.read_text().strip()
+    except OSError as e:
+        raise ConfigError(f"cannot read --redis-url-file {path}: {e.strerror or e}") from None
+    if not text or "\n" in text:
+        raise ConfigError(f"--redis-url-file {path}: expected one line, the Redis URL")
+    return text
 
 
 def _host_port(address: str) -> tuple[str, int] | None:

@@ -1,6 +1,7 @@
 """Redis with an ACL user and password, plain and over TLS (a CA and server certificate made here with openssl):
-`ami train --backend ray` works end to end, and the password shows up in no output, no file of the run
-directory and no Ray log; a wrong password is one line on stderr and exit 2."""
+`ami train --backend ray` works end to end with the URL in $AMI_REDIS_URL or a 0600 --redis-url-file, and the
+password shows up in no output, no file of the run directory, no Ray log and no command line `ps` shows while
+the run goes on; a wrong password is one line on stderr and exit 2."""
 
 from __future__ import annotations
 
@@ -69,17 +70,42 @@ def leaks(text: str) -> bool:
     return PASSWORD in text or quote(PASSWORD, safe="") in text or PASSWORD[::-1] in text
 
 
-@pytest.mark.parametrize("kind", ["acl", "tls"])
+def command_lines() -> str:
+    """Every process's command line as `ps` shows them to any user of the machine."""
+    return subprocess.run(["ps", "-eww", "-o", "args="], capture_output=True, text=True, timeout=10).stdout
+
+
+@pytest.mark.parametrize("kind,via", [("acl", "env"), ("tls", "file")])
 def test_acl_and_tls_work_end_to_end_and_the_password_leaks_nowhere(ray_cluster, secure_redis, tmp_path,
-                                                                    kind: str) -> None:
-    run = tmp_path / f"secure-{kind}"
-    res = subprocess.run([*AMI, "train", "--backend", "ray", "--actors", "1", "--steps", "240", "--run-dir",
-                          str(run), "--ray-address", ray_cluster.address, "--redis-url", secure_redis[kind], *TINY],
-                         cwd=tmp_path, env=tagged_env()[0], capture_output=True, text=True, timeout=180)
+                                                                    kind: str, via: str) -> None:
+    run, env = tmp_path / f"secure-{kind}", tagged_env()[0]
+    if via == "env":
+        env["AMI_REDIS_URL"], source = secure_redis[kind], []
+    else:
+        (tmp_path / "redis-url").write_text(secure_redis[kind] + "\n")
+        (tmp_path / "redis-url").chmod(0o600)
+        source = ["--redis-url-file", str(tmp_path / "redis-url")]
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "w") as o, open(err, "w") as e:
+        p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "1", "--steps", "240", "--run-dir",
+                              str(run), "--ray-address", ray_cluster.address, *source, *TINY],
+                             cwd=tmp_path, env=env, stdout=o, stderr=e, text=True)
+        seen = []  # `ps` every 0.2 s while the run goes on: the driver, its actor, learner and evaluator
+        try:
+            deadline = time.monotonic() + 180
+            while p.poll() is None and time.monotonic() < deadline:
+                seen.append(command_lines())
+                time.sleep(0.2)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    res = subprocess.CompletedProcess(p.args, p.wait(), out.read_text(), err.read_text())
     assert res.returncode == 0, res.stderr[-3000:]
     s = summary(run)
     assert s["env_steps"] == 240 == s["replay_inserted_transitions"] and s["weights_version"] >= 1
     assert not leaks(res.stdout) and not leaks(res.stderr)
+    assert any("ami.cluster.cli train" in t and "ray::ActorWorker" in t for t in seen)  # ps saw the run
+    assert [t for t in seen if leaks(t)] == []
     files = [p for p in run.rglob("*") if p.is_file() and p.suffix in (".yaml", ".jsonl", ".json", ".log", ".txt")]
     assert {"config.yaml", "metrics.jsonl", "summary.json"} <= {p.name for p in files}
     assert [p.name for p in files if leaks(p.read_text(errors="replace"))] == []
@@ -91,9 +117,9 @@ def test_acl_and_tls_work_end_to_end_and_the_password_leaks_nowhere(ray_cluster,
 @pytest.mark.parametrize("which", ["bad", "noauth"])
 def test_wrong_or_missing_password_is_one_line_exit_2_without_the_password(secure_redis, tmp_path,
                                                                            which: str) -> None:
-    res = subprocess.run([*AMI, "train", "--backend", "ray", "--steps", "100", "--run-dir", "out", "--redis-url",
-                          secure_redis[which]], cwd=tmp_path, env=tagged_env()[0], capture_output=True, text=True,
-                         timeout=60)
+    env = {**tagged_env()[0], "AMI_REDIS_URL": secure_redis[which]}
+    res = subprocess.run([*AMI, "train", "--backend", "ray", "--steps", "100", "--run-dir", "out"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     lines = [x for x in res.stderr.splitlines() if x.strip()]
     assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("ami: error:"), res.stderr
     assert not leaks(res.stderr + res.stdout) and not (tmp_path / "out").exists()

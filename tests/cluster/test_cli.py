@@ -4,8 +4,10 @@ directory contract, and eval/report/resume read it."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from ami.cluster import inline
 from ami.cluster.cli import main
 from ami.cluster.config import apply, build, load_yaml, parse_override
 from ami.cluster.rundir import SUMMARY_KEYS
+from ami.cluster.services import redis_url
 
 AMI = [sys.executable, "-m", "ami.cluster.cli"]
 
@@ -163,3 +166,67 @@ def test_a_step_count_no_multiple_of_the_envs_ends_below_it_inline_as_on_ray(tmp
     assert main(["train", *TINY, "--steps", "31", "--envs-per-actor", "2", "--run-dir", str(run),
                  "learner.warmup_steps=1000", "run.eval_episodes=1"]) == 0
     assert json.loads((run / "summary.json").read_text())["env_steps"] == 30
+
+
+def test_sigterm_stops_an_inline_run_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (Kubernetes, `ray job stop`): steps flushed, a final checkpoint, summary.json marked interrupted,
+    exit 0, the discovery file removed. Without a handler Python dies at once (status -15). Short episodes and no
+    updates keep it quick: only the signal's path is under test."""
+    run, sd = tmp_path / "run", tmp_path / "sd"
+    p = subprocess.Popen([*AMI, "train", *TINY, "--steps", "1000000", "--run-dir", str(run), "run.log_every=20",
+                          "learner.warmup_steps=1000000", "run.eval_episodes=1", "run.torch_threads=1",
+                          "run.env_kwargs={max_episode_steps: 20}"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin",
+                              "AMI_PROMETHEUS_SD_DIR": str(sd)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (run / "metrics.jsonl").exists():  # the driver loop is running
+            assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+            time.sleep(0.1)
+        assert list(sd.glob("*.json"))
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    s = json.loads((run / "summary.json").read_text())
+    assert s["interrupted"] and s["env_steps"] == json.loads(out.strip().splitlines()[-1])["env_steps"] >= 20
+    assert (run / "checkpoints" / "latest.pt").exists() and list(sd.glob("*.json")) == []
+
+
+SECRET = "pw-7d1e0c"
+
+
+def test_the_redis_url_comes_from_the_flag_a_0600_file_or_the_environment(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "url"
+    f.write_text(f"redis://ami:{SECRET}@h:1/0\n")
+    f.chmod(0o600)
+    assert redis_url(None, str(f), {}) == f"redis://ami:{SECRET}@h:1/0"
+    assert redis_url(None, None, {"AMI_REDIS_URL": "redis://e:1/0"}) == "redis://e:1/0"
+    assert redis_url("redis://flag:1/0", None, {"AMI_REDIS_URL": "redis://e:1/0"}) == "redis://flag:1/0"
+    assert redis_url(None, None, {}) is None and capsys.readouterr().err == ""
+    assert redis_url(f"redis://ami:{SECRET}@h:1/0", None, {})  # works, but says where a password belongs
+    err = capsys.readouterr().err
+    assert err.startswith("ami: warning:") and "AMI_REDIS_URL" in err and SECRET not in err
+
+
+@pytest.mark.parametrize("case", ["group-readable", "world-readable", "both flags", "missing", "two lines",
+                                  "env unreachable"])
+def test_a_bad_redis_url_source_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys, monkeypatch,
+                                                                        case: str) -> None:
+    f = tmp_path / "url"
+    f.write_text(f"redis://ami:{SECRET}@127.0.0.1:1/0\n" + ("redis://x:1/0\n" if case == "two lines" else ""))
+    f.chmod({"group-readable": 0o640, "world-readable": 0o604}.get(case, 0o600))
+    args = {"both flags": ["--redis-url", "redis://127.0.0.1:1/0", "--redis-url-file", str(f)],
+            "missing": ["--redis-url-file", str(tmp_path / "nope")], "env unreachable": []}.get(
+        case, ["--redis-url-file", str(f)])
+    if case == "env unreachable":
+        monkeypatch.setenv("AMI_REDIS_URL", f"redis://ami:{SECRET}@127.0.0.1:1/0")
+    assert main(["train", "--backend", "ray", "--steps", "10", "--run-dir", str(tmp_path / "out"), *args]) == 2
+    lines = [s for s in capsys.readouterr().err.splitlines() if s.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ami: error:") and SECRET not in lines[0], lines
+    assert not (tmp_path / "out").exists()
+    if case.endswith("readable"):
+        assert "chmod 600" in lines[0]

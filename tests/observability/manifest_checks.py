@@ -284,6 +284,9 @@ def command_lines(docs: Docs) -> list[tuple[str, str, dict]]:
 
 
 def check_no_password_literals(docs: Docs) -> None:
+    """No password is written into a manifest: a credential on a command line is at most a reference to an env
+    var from a Secret, and so is the password inside an env var's URL (`$(VAR)`, a var defined before it: only
+    those does Kubernetes expand); password-named env vars come from Secrets."""
     for where, text, container in command_lines(docs):
         env = {e["name"]: e for e in container.get("env", [])}
         for pattern in CREDENTIAL:
@@ -297,9 +300,30 @@ def check_no_password_literals(docs: Docs) -> None:
                 assert "secretKeyRef" in env.get(var, {}).get("valueFrom", {}), f"{where}: ${var} is not a Secret"
     for role, pod in pods(docs).items():
         for c in containers(pod):
+            before: dict[str, dict] = {}
             for e in c.get("env", []):
                 if re.search(r"PASS|SECRET|TOKEN|AUTH", e["name"], re.I):
                     assert "value" not in e and "secretKeyRef" in e.get("valueFrom", {}), f"{role}/{c['name']}"
+                for m in CREDENTIAL[0].finditer(str(e.get("value", ""))):
+                    ref = re.fullmatch(r"\$\((\w+)\)", m[1])
+                    assert ref, f"{role}/{c['name']} env {e['name']}: a password literal in its URL"
+                    assert "secretKeyRef" in before.get(ref[1], {}).get("valueFrom", {}), \
+                        f"{role}/{c['name']} env {e['name']}: $({ref[1]}) is no Secret env var defined before it"
+                before[e["name"]] = e
+
+
+def check_no_secret_on_command_line(docs: Docs) -> None:
+    """Not even a reference to a password on a command line: the shell (`${VAR}` in the RayJob's entrypoint, a
+    `sh -c` script) or Kubernetes (`$(VAR)` in command/args) expands it into the argv, which `ps` shows to every
+    user of the pod and Ray keeps in its job table; only a shell builtin's argument (printf's `%s`) stays in the
+    shell. The RayJob's `ami train` finds Redis in the head's AMI_REDIS_URL instead."""
+    for where, text, _ in command_lines(docs):
+        for pattern in CREDENTIAL:
+            for m in pattern.finditer(text):
+                assert m[1] == "%s", f"{where}: a password on the command line after {text[m.start():m.start(1)]!r}"
+        assert not re.search(r"--redis-url(?!-file)", text), f"{where}: --redis-url on the command line"
+    head = pods(docs)["head"]["spec"]["containers"][0]
+    assert "AMI_REDIS_URL" in {e["name"] for e in head.get("env", [])}, "the RayJob's ami train finds no Redis URL"
 
 
 # ------------------------------------------------------------------------------------------------- tests

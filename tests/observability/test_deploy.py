@@ -129,15 +129,15 @@ def test_rayjob_runs_ami_train_with_the_cli() -> None:
 
     a = _parser().parse_args(argv[1:])  # raises on a flag the CLI does not know
     assert a.cmd == "train" and a.backend == "ray" and a.ray_address == "auto"
-    assert a.redis_url.startswith("redis://ami:${REDIS_PASSWORD}@ami-redis:6379")
+    assert a.redis_url is None and a.redis_url_file is None  # from the head's AMI_REDIS_URL, off the command line
     ports = {p["name"]: p["containerPort"] for p in
              kinds()["RayCluster"]["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"]}
     assert a.metrics_port == ports["ami-metrics"]
     sd = kinds()["ScrapeConfig"]["spec"]["httpSDConfigs"][0]["url"]
     assert sd == f"http://{kinds()['RayCluster']['metadata']['name']}-head-svc:{a.metrics_port}/sd"
-    head_env = {e["name"] for e in kinds()["RayCluster"]["spec"]["headGroupSpec"]["template"]["spec"]
+    head_env = {e["name"]: e for e in kinds()["RayCluster"]["spec"]["headGroupSpec"]["template"]["spec"]
                 ["containers"][0]["env"]}
-    assert "REDIS_PASSWORD" in head_env
+    assert head_env["AMI_REDIS_URL"]["value"] == "redis://ami:$(REDIS_PASSWORD)@ami-redis:6379/0"
 
 
 def _conf(text: str) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """Static checks of deploy/k8s beyond test_deploy.py: Redis keeps its image's entrypoint, runs as non-root with a
 maxmemory below its pod's memory limit and noeviction, NetworkPolicies let only the run's pods reach Redis and
-Ray's ports, and no password is written into a command line. Pure Python (pyyaml); nothing is started.
+Ray's ports, no password is written into a manifest and none reaches a command line, not even through a Secret
+env var the shell or Kubernetes would expand there. Pure Python (pyyaml); nothing is started.
 
 Every check is a function of the parsed manifests; `test_checks_catch_broken_manifests` feeds each one a copy with
 the property broken and expects it to fail, so a check that has gone blind fails the suite too."""
@@ -15,6 +16,7 @@ import pytest
 from tests.observability.manifest_checks import (
     Docs,
     check_no_password_literals,
+    check_no_secret_on_command_line,
     check_parse,
     check_ray_network,
     check_redis_entrypoint,
@@ -73,8 +75,12 @@ def test_ray_ports_only_for_the_run(manifests: Docs) -> None:
     check_ray_network(manifests)
 
 
-def test_no_password_on_a_command_line(manifests: Docs) -> None:
+def test_no_password_in_a_manifest(manifests: Docs) -> None:
     check_no_password_literals(manifests)
+
+
+def test_no_password_on_a_command_line_not_even_a_reference(manifests: Docs) -> None:
+    check_no_secret_on_command_line(manifests)
 
 
 def _sts(d: Docs) -> dict:
@@ -93,6 +99,15 @@ def _policy(d: Docs, name: str) -> dict:
 
 def _head_env(d: Docs) -> list[dict]:
     return one(d, "RayCluster")["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"]
+
+
+def _env(d: Docs, name: str) -> dict:
+    return next(e for e in _head_env(d) if e["name"] == name)
+
+
+def _entrypoint(d: Docs, more: str) -> None:
+    job = one(d, "RayJob")["spec"]
+    job["entrypoint"] += more
 
 
 MUTATIONS: dict[str, tuple[Callable[[Docs], None], Callable[[Docs], None]]] = {
@@ -145,8 +160,8 @@ MUTATIONS: dict[str, tuple[Callable[[Docs], None], Callable[[Docs], None]]] = {
     "Ray pods cut off each other": (lambda d: _policy(d, "ami-ray")["spec"]["ingress"][0].update(
         ports=[{"protocol": "TCP", "port": 8080}]), check_ray_network),
     "no submitter rule": (lambda d: _policy(d, "ami-ray")["spec"]["ingress"].pop(1), check_ray_network),
-    "password in the URL": (lambda d: one(d, "RayJob")["spec"].update(entrypoint=one(d, "RayJob")["spec"][
-        "entrypoint"].replace("${REDIS_PASSWORD}", "hunter2")), check_no_password_literals),
+    "password in the URL": (lambda d: _entrypoint(d, " --redis-url redis://ami:hunter2@ami-redis:6379/0"),
+                            check_no_password_literals),
     "requirepass flag": (lambda d: redis_container(d)["args"].extend(["--requirepass", "hunter2"]),
                          check_no_password_literals),
     "redis-cli -a in a probe": (lambda d: redis_container(d)["readinessProbe"]["exec"].update(
@@ -156,8 +171,22 @@ MUTATIONS: dict[str, tuple[Callable[[Docs], None], Callable[[Docs], None]]] = {
     "password env as a value": (lambda d: _head_env(d).__setitem__(0, {"name": "REDIS_PASSWORD",
                                                                         "value": "hunter2"}),
                                 check_no_password_literals),
-    "URL refers to a plain env var": (lambda d: one(d, "RayJob")["spec"].update(entrypoint=one(d, "RayJob")[
-        "spec"]["entrypoint"].replace("${REDIS_PASSWORD}", "${HOME}")), check_no_password_literals),
+    "URL refers to a plain env var": (lambda d: _entrypoint(d, " --redis-url redis://ami:${HOME}@ami-redis:6379/0"),
+                                      check_no_password_literals),
+    "URL env with a literal password": (lambda d: _env(d, "AMI_REDIS_URL").update(
+        value="redis://ami:hunter2@ami-redis:6379/0"), check_no_password_literals),
+    "URL env refers to a plain var": (lambda d: _env(d, "AMI_REDIS_URL").update(
+        value="redis://ami:$(AMI_PROMETHEUS_SD_DIR)@ami-redis:6379/0"), check_no_password_literals),
+    "URL env before its Secret var": (lambda d: _head_env(d).reverse(), check_no_password_literals),
+    # the entrypoint as it was: the shell expands the Secret's value into ami's argv
+    "Secret expanded into the entrypoint": (lambda d: _entrypoint(
+        d, " --redis-url redis://ami:${REDIS_PASSWORD}@ami-redis:6379/0"), check_no_secret_on_command_line),
+    "Secret expanded into args": (lambda d: redis_container(d)["args"].extend(["--requirepass", "$(REDIS_PASS)"]),
+                                  check_no_secret_on_command_line),
+    "--redis-url in the entrypoint": (lambda d: _entrypoint(d, " --redis-url redis://ami-redis:6379/0"),
+                                      check_no_secret_on_command_line),
+    "no AMI_REDIS_URL on the head": (lambda d: _head_env(d).remove(_env(d, "AMI_REDIS_URL")),
+                                     check_no_secret_on_command_line),
 }
 
 

@@ -1,12 +1,11 @@
 """A real 2-actor Ray run on the session's 2-node cluster with a real redis-server: run-directory contract,
 step accounting against actors and replay, versions on every stored segment, weight broadcast and lag,
-placement across nodes, and adding an actor to a running run with `ami scale`."""
+placement across nodes, and adding an actor to a running run with `ami scale` and removing it again."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,9 @@ import redis
 from ami.cluster.cli import main
 from ami.cluster.rundir import SUMMARY_KEYS
 from ami.memory.codec import decode_segment
+from tests.chaos.conftest import scrape, targets
 from tests.runtime.conftest import TINY
+from tests.util import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -78,20 +79,36 @@ def test_actors_spread_over_both_nodes(two_actor_run, ray_cluster) -> None:
     assert len(nodes) == 2 and set(s["actor_nodes"]) == nodes
 
 
-def test_scale_adds_an_actor_to_a_running_run(ray_cluster, redis_server, tmp_path: Path) -> None:
-    run = tmp_path / "scaled"
+def test_scale_adds_an_actor_then_scale_down_kills_it_and_counts_its_steps_once(ray_cluster, redis_server,
+                                                                                 tmp_path: Path, monkeypatch) -> None:
+    """`ami scale` 1 -> 2 -> 1: the added actor steps, then its process is killed while the run goes on (not kept,
+    idle, until the run ends: its /metrics endpoint stops answering), and its steps count once in summary.json."""
+    run, steps, sd = tmp_path / "scaled", 1200, tmp_path / "sd"
+    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))  # where the actors' endpoints are announced
     out: dict = {}
-    args = ["train", "--backend", "ray", "--actors", "1", "--steps", "900", "--run-dir", str(run),
+    args = ["train", "--backend", "ray", "--actors", "1", "--steps", str(steps), "--run-dir", str(run),
             "--redis-url", redis_server.url, *TINY, "runtime.poll_s=0.1"]
     t = threading.Thread(target=lambda: out.setdefault("rc", main(args)))
     t.start()
-    deadline = time.time() + 60
-    while not (run / "running.json").exists() and time.time() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: (run / "running.json").exists(), 60, "running.json")
     assert main(["scale", str(run), "--actors", "2"]) == 0
+    wait_for(lambda: 1 in stored(redis_server.url)[1], 90, "a segment of the added actor 1")
+    address = targets(sd)["actor1"]  # (process ids would not do: other Ray clusters may run on this machine)
+    assert scrape(address)
+    assert main(["scale", str(run), "--actors", "1"]) == 0
+    wait_for(lambda: not scrape(address), 30, "actor 1's process killed")
+    assert stored(redis_server.url)[0] < steps and t.is_alive()  # killed mid-run, not at the end
     t.join(180)
     assert out.get("rc") == 0
     s = json.loads((run / "summary.json").read_text())
     assert s["actors"] == 2 and all(n > 0 for n in s["actor_env_steps"].values())
-    assert s["env_steps"] == 900 == sum(s["actor_env_steps"].values())
-    assert max(m.get("actors", 0) for m in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())) == 2
+    assert s["env_steps"] == steps == sum(s["actor_env_steps"].values()) == s["replay_inserted_transitions"]
+    assert set(s["actor_env_steps"]) == {"0", "1"} and not (run / "running.json").exists()
+
+
+def stored(url: str) -> tuple[int, set[int]]:
+    """Transitions stored by the `scaled` run so far, and the actors that stored them."""
+    client = redis.Redis.from_url(url)
+    segs = [decode_segment(client.get(k)) for k in client.scan_iter(match="ami:scaled-*:replay:seg:*", count=1000)]
+    client.close()
+    return sum(len(g) for g in segs), {g.meta.actor_id for g in segs}
