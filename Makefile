@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ENV ?= Pendulum-v1
 STEPS ?= 10000
 
-.PHONY: setup services run test lint bench speed floors clean
+.PHONY: setup services run test lint drills bench speed floors clean
 
 services:  # redis-server and prometheus from Debian packages, only when missing
 	@command -v redis-server >/dev/null && command -v prometheus >/dev/null || \
@@ -30,6 +30,9 @@ lint: setup
 
 test: setup lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+drills: setup  # drills too long for CI (not in `make test`): a 90 s Redis outage mid-run; ~3 min here
+	AMI_DRILLS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/chaos/test_long_outage.py
 
 floors: setup  # the unit tests against the lowest redis and gymnasium pyproject.toml accepts (not in CI: ~1 min)
 	rm -rf .floors && $(BIN)/pip install -q --no-deps --target .floors redis==5.3.0 pyjwt gymnasium==1.1.0

@@ -76,6 +76,9 @@ class ActorSpec:
     None: env_id as registered. Metrics keep env_id."""
 
 
+CLAIM_RETRY_MIN_S, CLAIM_RETRY_MAX_S = 0.1, 2.0
+"""A budget claim Redis did not answer is retried after the first, doubling up to the second, without end."""
+
 PAUSE_MIN_S, PAUSE_MAX_S = 0.005, 0.08
 """An actor ahead of the learner sleeps between looks at its progress, doubling from the first to the second."""
 
@@ -181,22 +184,23 @@ class ActorWorker:
         return updates_owed(self.claimed_total, s.warmup_steps, s.updates_per_step) - int(self.known["updates"])
 
     def _claim(self) -> tuple[int, int]:
-        """(first step index, vector steps granted) from the shared budget."""
+        """(first step index, vector steps granted) from the shared budget; (_, 0) when stopped meanwhile."""
         m = self.spec.place.num_envs
         want = self.spec.claim_steps * m
         t0 = time.perf_counter()
-        deadline, retried = t0 + 60.0, False  # Redis restarting (its supervisor brings it back): wait up to ~60 s
+        retried, nap = False, CLAIM_RETRY_MIN_S
         while True:
             try:
                 total = self.keys.claim(want)
                 break
             except RETRYABLE:
-                # an INCRBY that timed out may have been applied: those steps are never stepped by anyone, and
-                # the driver hands them back (with a dead actor's) once every actor is done
+                # Redis restarting or down, for however long (the run goes on once it is back; the driver reports
+                # the outage). An INCRBY that timed out may have been applied: those steps are never stepped by
+                # anyone, and the driver hands them back (with a dead actor's) once every actor is done
                 self.claim_retries, retried = self.claim_retries + 1, True
-                if time.perf_counter() > deadline or self._stop.is_set():
-                    raise
-                time.sleep(0.1)
+                if self._stop.wait(nap):
+                    return self.spec.steps, 0
+                nap = min(2 * nap, CLAIM_RETRY_MAX_S)
         if retried:
             self.pm.actor.budget_wait(time.perf_counter() - t0)
         start = total - want

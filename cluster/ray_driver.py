@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import time
 
 import ray
 
@@ -25,7 +27,7 @@ from ami.cluster.learner_link import LearnerLink
 from ami.cluster.loop import drive
 from ami.cluster.observe import RunObserver
 from ami.cluster.ray_figures import Lag, ray_extras
-from ami.cluster.recovery import RAY_RESTARTS, RestartBudget
+from ami.cluster.recovery import RAY_RESTARTS, Outage, RestartBudget
 from ami.cluster.rundir import RunDir
 from ami.cluster.scale import RUNNING_FILE, SCALE_FILE, read_scale_request
 from ami.cluster.services import Services
@@ -79,6 +81,8 @@ class RayBackend:
         if self.fresh:
             self.replay.clear()
         self.inserted0 = int(self.replay.stats().get("inserted_transitions", 0))
+        self._inserted_seen = 0
+        self.redis = Outage("Redis")
         self.keys = RunKeys(services.url, self.namespace, rt.redis_timeout_s)
         self.keys.set_budget(book.env_steps)
         self.keys.set_version(book.resumed_version)
@@ -129,6 +133,10 @@ class RayBackend:
     def _poll(self) -> None:
         if self.services.supervise():  # the private redis-server crashed: back on its AOF, same port
             self._restarted("redis")
+        news = self.redis.update(self.keys.reachable())  # an outage of any length: everyone waits, then goes on
+        if news:
+            print(news, file=sys.stderr, flush=True)
+        self.obs.driver.redis_unreachable(self.redis.down_s)
         self._returns += self.actors.poll(self.cfg.runtime.poll_s)
         self.learner.poll(self._restore_from, self._stored)
         self.env_steps = self.book.resumed_at + self.actors.stepped()
@@ -140,9 +148,17 @@ class RayBackend:
         found = self.run.read_checkpoint(checkpoint_state)
         return found[0] if found else self.ckpt0
 
+    def _inserted(self) -> int:
+        """Transitions the replay received during this invocation: the last count read while every shard
+        answered (during a Redis outage, the count before it)."""
+        st = self.replay_stats()
+        if st is not None and st.get("shards_reachable", 0) >= st.get("shards", 1):
+            self._inserted_seen = int(st.get("inserted_transitions", 0)) - self.inserted0
+        return self._inserted_seen
+
     def _stored(self) -> int:
         """Env steps actually in the replay for this run (resumed runs: plus the steps before)."""
-        return self.book.resumed_at + int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
+        return self.book.resumed_at + self._inserted()
 
     def _top_up(self) -> bool:
         """Every actor is done: when faults lost claimed-but-unstored steps (a dead actor's buffer, the last second
@@ -152,6 +168,9 @@ class RayBackend:
         stored = self._stored()
         if not faults or self.cfg.run.steps <= stored or stored == self.topped_up_at:  # (last: no progress)
             return False
+        if self.redis.since is not None:  # what is stored is unknown until Redis is back: wait for it
+            time.sleep(self.cfg.runtime.poll_s)
+            return True
         self.topped_up_at = stored
         self.keys.set_budget(stored)
         self.actors.run_again()
@@ -231,7 +250,8 @@ class RayBackend:
                 "actors": self.actors.live}
 
     def postfix(self) -> dict:
-        return {"lag": self.version - min((s["version"] for s in self.actors.status.values()), default=0)}
+        out = {"lag": self.version - min((s["version"] for s in self.actors.status.values()), default=0)}
+        return {**out, "redis": f"down {self.redis.down_s:.0f}s"} if self.redis.since is not None else out
 
     def finish(self, interrupted: bool) -> None:
         self.actors.stop()
@@ -240,9 +260,8 @@ class RayBackend:
         self.learner.finish(self.env_steps, interrupted)
 
     def extras(self, interrupted: bool) -> dict:
-        inserted = int(self.replay.stats().get("inserted_transitions", 0)) - self.inserted0
         return {"interrupted": interrupted,
-                **ray_extras(self.actors, self.learner, self.lag, self.restarts, inserted)}
+                **ray_extras(self.actors, self.learner, self.lag, self.restarts, self._inserted())}
 
     def close(self) -> None:
         """Kill this run's actors (they would outlive the driver on an attached cluster) and forget its files."""

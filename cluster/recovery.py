@@ -63,6 +63,34 @@ class RestartBudget:
         return len(times)
 
 
+class Outage:
+    """How long a service (the run's Redis) has not answered, and the lines that tell the user: one warning once
+    an outage passes `warn_after_s`, one line when it ends (`clock`: seconds, injected by tests)."""
+
+    def __init__(self, what: str, warn_after_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.what, self.warn_after_s, self.clock = what, warn_after_s, clock
+        self.since: float | None = None  # clock() at the first failed look of this outage
+        self._warned = False
+
+    @property
+    def down_s(self) -> float:
+        return 0.0 if self.since is None else self.clock() - self.since
+
+    def update(self, reachable: bool) -> str | None:
+        """Record one look; returns a line for stderr when there is news."""
+        now = self.clock()
+        if reachable:
+            was, warned, self.since, self._warned = self.since, self._warned, None, False
+            return f"ami: {self.what} answers again after {now - was:.0f} s; the run goes on" if warned else None
+        if self.since is None:
+            self.since = now
+        if not self._warned and now - self.since >= self.warn_after_s:
+            self._warned = True
+            return (f"ami: warning: {self.what} unreachable for {now - self.since:.0f} s; actors and the learner "
+                    "wait for it, and the run goes on once it is back")
+        return None
+
+
 def pinned_to_dead(node_id: str | None, alive: Iterable[str]) -> bool:
     """True when a process pinned (hard node affinity) to `node_id` can never run again: that node is not among
     the `alive` ones. None: not pinned, so Ray restarts it on any node."""

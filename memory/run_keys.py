@@ -41,5 +41,12 @@ class RunKeys:
         """The number of this actor process among every one the run started (1, 2, ...)."""
         return int(self.client.incr(self.incarnations_key))
 
+    def reachable(self) -> bool:
+        """Redis answers PING (the driver asks every poll, to report an outage)."""
+        try:
+            return bool(self.client.ping())
+        except redis.exceptions.RedisError:
+            return False
+
     def close(self) -> None:
         self.client.close()

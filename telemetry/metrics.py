@@ -123,6 +123,8 @@ CATALOG: tuple[MetricSpec, ...] = (
        RUN),
     _m("ami_driver_restarts_total", "counter", "Crashed processes brought back (process: actor, learner, redis).",
        (*RUN, "process")),
+    _m("ami_driver_redis_unreachable_seconds", "gauge",
+       "Seconds the run's Redis has not answered the driver's PING (0: it answers); actors and learner wait.", RUN),
 )
 
 RESTARTABLE = ("actor", "learner", "redis")
@@ -340,3 +342,7 @@ class DriverMetrics:
     def discovery(self, targets: int) -> None:
         """After the discovery file was refreshed."""
         self.ms.metric("ami_driver_discovery_targets").set(targets)
+
+    def redis_unreachable(self, seconds: float) -> None:
+        """Every poll of a Ray run: how long Redis has been unreachable (0 while it answers)."""
+        self.ms.metric("ami_driver_redis_unreachable_seconds").set(seconds)

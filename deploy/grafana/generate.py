@@ -62,6 +62,8 @@ DASHBOARDS: dict[str, tuple[str, list]] = {
                                 (f"sum by (role) (up{{{RUN}}})", "up {{role}}")]),
         ("Crashed processes restarted", "short", [(f"sum by (process) (ami_driver_restarts_total{{{RUN}}})",
                                                    "{{process}}")]),
+        ("Redis outage (actors and learner wait)", "s", [(f"ami_driver_redis_unreachable_seconds{{{RUN}}}",
+                                                          "unreachable for")]),
     ]),
     "ami-world-model": ("ami / world model", [
         ("JEPA losses", "short", [(f'ami_learner_loss{{{RUN}, term=~"prediction|variance|covariance|z"}}',

@@ -8,7 +8,7 @@ import ray
 
 from ami.cluster import cli, recovery
 from ami.cluster.config import ConfigError, RunFailed, build
-from ami.cluster.recovery import RestartBudget, alive_nodes, over_budget, pinned_to_dead
+from ami.cluster.recovery import Outage, RestartBudget, alive_nodes, over_budget, pinned_to_dead
 
 HOUR = 3600.0
 
@@ -80,3 +80,21 @@ def test_a_failed_run_is_one_line_and_exit_1(monkeypatch, capsys, tmp_path) -> N
     assert cli.main(["train", "--backend", "inline", "--steps", "10", "--run-dir", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
     assert err == "ami: error: actor 1 crashed 4 times within 600 s (a crash loop)\n"
+
+
+def test_an_outage_is_reported_once_when_it_lasts_and_once_when_it_ends() -> None:
+    clock = Clock()
+    redis = Outage("Redis", warn_after_s=10, clock=clock)
+    assert redis.update(True) is None and redis.down_s == 0
+    assert redis.update(False) is None  # a blip: no line
+    clock.t += 3
+    assert redis.update(True) is None and redis.since is None
+    assert redis.update(False) is None
+    lines = []
+    for _ in range(90):  # a 90 s outage, looked at every second
+        clock.t += 1
+        lines.append(redis.update(False))
+    assert redis.down_s == 90 and [x for x in lines if x] == [
+        "ami: warning: Redis unreachable for 10 s; actors and the learner wait for it, and the run goes on once it "
+        "is back"]
+    assert redis.update(True) == "ami: Redis answers again after 90 s; the run goes on" and redis.down_s == 0
