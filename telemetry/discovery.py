@@ -64,8 +64,9 @@ def checked_sd_dir(directory: str | None = None) -> Path:
         except FileExistsError:  # another process made it meanwhile: checked below like any other
             pass
     for p in (path, *path.parents):
-        why = _unsafe(p, os.lstat(p), leaf=p == path)
-        if why is None and stat.S_ISLNK(os.lstat(p).st_mode):
+        st = os.lstat(p)
+        why = _unsafe(p, st, leaf=p == path)
+        if why is None and stat.S_ISLNK(st.st_mode):
             why = _unsafe(p, os.stat(p), leaf=p == path)  # the directory the symlink points to
         if why:
             raise UnsafeDirectory(f"Prometheus discovery directory {path}: {p} {why}; remove it, or set "
