@@ -21,7 +21,7 @@ from ami.cluster.envinfo import EnvInfo
 from ami.cluster.inline_metrics import InlineMetrics
 from ami.cluster.loop import drive
 from ami.cluster.rundir import RunDir
-from ami.learner.learner import Learner, checkpoint_state
+from ami.learner.learner import Learner, array_tree, checkpoint_state
 from ami.learner.pacing import vector_steps_left
 from ami.memory.local import LocalReplay
 
@@ -76,6 +76,8 @@ class InlineBackend:
         self.learner = Learner(self.agent, self.replay, cfg.learner)
         if state:
             self.learner.restore(state)
+            if "replay" in state:  # (checkpoints of older commits hold no replay: such a run starts it empty)
+                self.replay.load(array_tree(state["replay"]))
             self.runner.policy_version = self.learner.version
         self._steps = book.env_steps
         self.fresh = state is None  # random play during warm-up (a resumed run has had its own)
@@ -134,7 +136,8 @@ class InlineBackend:
 
     # ----- the rest of the Backend protocol ------------------------------------------------------------------
     def checkpoint(self, counters: dict) -> bytes:
-        data = self.learner.checkpoint(counters)
+        # the replay goes in too: a resumed run trains on the data it had, as a Ray run's Redis keeps it
+        data = self.learner.checkpoint(counters, {"replay": self.replay.state()})
         self.obs.learner.checkpoint_saved()
         return data
 

@@ -113,10 +113,13 @@ class Learner:
         return out
 
     # ----- checkpoints --------------------------------------------------------------------------------------
-    def checkpoint(self, extra: dict | None = None) -> bytes:
-        """Model, optimisers, targets and counters (plus the run's `extra` counters) as checkpoint-file bytes."""
+    def checkpoint(self, extra: dict | None = None, arrays: dict | None = None) -> bytes:
+        """Model, optimisers, targets and counters (plus the run's `extra` counters) as checkpoint-file bytes;
+        `arrays` (a tree of dicts, numpy arrays and numbers, e.g. a replay's state) goes in beside them, its
+        arrays as tensors (what a weights_only load accepts)."""
         state = {"agent": self.agent.state_dict(), "updater": self.updater.state_dict(),
-                 "counters": {"updates": self.updates, "version": self.version, **(extra or {})}}
+                 "counters": {"updates": self.updates, "version": self.version, **(extra or {})},
+                 **{k: tensor_tree(v) for k, v in (arrays or {}).items()}}
         buf = io.BytesIO()
         torch.save(state, buf)
         return buf.getvalue()
@@ -135,3 +138,17 @@ def checkpoint_state(data: bytes) -> dict:
     """The state of checkpoint bytes, on the CPU, loaded with weights_only=True (no arbitrary code): read once by
     whoever resumes (its "counters" continue the run's counters, the rest goes to `Learner.restore`)."""
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def tensor_tree(tree):
+    """A tree of dicts, numpy arrays and numbers with its arrays as tensors (what a weights_only load accepts)."""
+    if isinstance(tree, dict):
+        return {k: tensor_tree(v) for k, v in tree.items()}
+    return torch.from_numpy(np.ascontiguousarray(tree)) if isinstance(tree, np.ndarray) else tree
+
+
+def array_tree(tree):
+    """A checkpoint's tree with its tensors back as numpy arrays (the inverse of `tensor_tree`)."""
+    if isinstance(tree, dict):
+        return {k: array_tree(v) for k, v in tree.items()}
+    return tree.numpy() if isinstance(tree, torch.Tensor) else tree

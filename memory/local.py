@@ -112,6 +112,48 @@ class LocalReplay:
             if pr.size:
                 self._max_priority = max(self._max_priority, float(pr.max()))
 
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """What the replay holds, oldest first, as plain arrays and numbers: its columns row by row, each live
+        segment's length and policy version, priorities (prioritized only) and counters. `load` takes it back;
+        the inline backend keeps it in its checkpoint so that a resumed run trains on the data it had."""
+        with self._cond:
+            idx = self._part.index
+            rows = np.arange(idx.head, idx.tail) % self.capacity
+            out = {"columns": {k: c[rows] for k, c in self._arena.cols.items()},
+                   "lens": idx.view("lens").copy(), "versions": idx.view("versions").copy(),
+                   "counters": dict(self._c), "max_priority": self._max_priority}
+            if self._prio is not None:
+                out["mass"] = self._part.tree.get(rows)
+            return out
+
+    def load(self, state: dict) -> None:
+        """Replace the contents with a `state()` (of this replay or another's). Its newest segments are kept
+        when they exceed this capacity; priorities are kept where both replays are prioritized (else a loaded
+        transition gets the highest priority seen, as a new one does)."""
+        lens = np.asarray(state["lens"], np.int64)
+        keep = len(lens) - int(np.searchsorted(np.cumsum(lens[::-1]), self.capacity, side="right"))
+        first = int(lens[:keep].sum())
+        cols = {k: np.asarray(v)[first:] for k, v in state["columns"].items()}
+        lens, versions = lens[keep:], np.asarray(state["versions"], np.int64)[keep:]
+        n = int(lens.sum())
+        with self._cond:
+            self._arena = Arena(self.capacity)
+            self._part = Part(SegmentIndex(), SumTree(self.capacity) if self._prio is not None else None)
+            self._c = {k: int(v) for k, v in state["counters"].items()}
+            self._max_priority = float(state["max_priority"])
+            self._next_id = len(lens)
+            if n:
+                self._arena.put(0, cols)
+                starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                self._part.index.append(np.arange(len(lens)), starts, lens, versions)
+            if self._prio is not None and n:
+                mass = state.get("mass")
+                mass = (np.asarray(mass)[first:] if mass is not None
+                        else self._prio.mass(np.full(n, self._max_priority)))
+                self._part.tree.set(np.arange(n), mass)
+            self._cond.notify_all()
+
     # ------------------------------------------------------------------ info
     def size(self) -> int:
         with self._cond:

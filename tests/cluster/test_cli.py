@@ -99,6 +99,8 @@ def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys, mon
     assert resumed["updates"] == summary["updates"] + 150
     assert resumed["weights_version"] > summary["weights_version"]
     assert seeds == [3, runner_seed(3, 0, 450)] and seeds[1] != 3
+    logged = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines() if '"replay_size"' in s]
+    assert logged[-1]["env_steps"] == 600 and logged[-1]["replay_size"] > 450  # trained on the 450 it had too
 
     run_ckpt = run / "checkpoints"
     (run_ckpt / "latest.pt").write_bytes((run_ckpt / "latest.pt").read_bytes()[:100])  # damaged on disk
