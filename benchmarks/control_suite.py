@@ -8,7 +8,9 @@ figures of SAC, TD-MPC2 and MR.Q (benchmarks/RESULTS.md "Control suites").
 Each run is one `ami train` process with the defaults (one configuration for every task; DMC ids play at action
 repeat 2 and count decisions, as the peers do). Its eval curve (mean return of 10 greedy episodes every 5000
 steps) and the commit it ran on go to OUT/control_suite/<task>-s<seed>.csv; a run whose CSV exists is skipped,
-so the table can be filled over several sittings (commit the CSVs). Short names are DMC tasks
+so the table can be filled over several sittings (commit the CSVs); a run stopped (Ctrl-C, SIGTERM) or killed
+goes on from its checkpoint at the next call, replay included on the inline backend, and its CSV's `sittings`
+says how many invocations it took. Short names are DMC tasks
 ('cheetah-run' -> dm_control/cheetah-run-v0); anything with a '-v<N>' suffix is a gymnasium id (HalfCheetah-v5).
 Prints a markdown table and writes OUT/control_suite.png; the last line is one JSON object mapping each task to
 ami's mean final eval return over the seeds that finished, plus "mean".
@@ -37,7 +39,13 @@ PEERS = {  # at 100k decisions (DMC, action repeat 2) / env steps (MuJoCo): SAC,
 SOURCES = ("SAC and TD-MPC2: nicklashansen/tdmpc2 results/sac/<task>.csv and results/tdmpc2/<task>.csv (seeds 1-3, "
            "rows step == 100000); MR.Q: facebookresearch/MRQ results/dmc_results.txt and results/gym_results.txt "
            "(seeds 0-9, row Timestep 100000; MuJoCo figures are its Gym-*-v4 runs). Means over seeds.")
-FIELDS = ("env_steps", "sim_steps", "eval_return_mean", "eval_return_std", "wall_seconds", "commit")
+FIELDS = ("env_steps", "sim_steps", "eval_return_mean", "eval_return_std", "wall_seconds", "commit", "sittings")
+
+
+def finished(run_dir: Path, steps: int) -> bool:
+    """The run reached its budget (a run stopped by Ctrl-C or SIGTERM has a summary too, short of it)."""
+    summary = run_dir / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["env_steps"] >= steps
 
 
 def env_id(task: str) -> str:
@@ -52,8 +60,9 @@ def commit() -> str:
     return out.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def run_one(task: str, seed: int, args, extra: list[str]) -> Path:
-    """Train one (task, seed) unless its CSV exists; returns the CSV."""
+def run_one(task: str, seed: int, args, extra: list[str]) -> Path | None:
+    """Train one (task, seed) unless its CSV exists; returns the CSV (None: the run stopped short of its budget,
+    a later call goes on with it)."""
     out = Path(args.out) / "control_suite" / f"{task}-s{seed}.csv"
     if out.exists():
         return out
@@ -62,18 +71,25 @@ def run_one(task: str, seed: int, args, extra: list[str]) -> Path:
            "--steps", str(args.steps), "--backend", args.backend, "--run-dir", str(run_dir), "--no-progress",
            "run.eval_episodes=10", *extra]
     started = Path(args.runs) / f"{task}-s{seed}.commit"  # the commit the run started on (edits may follow)
-    if not (run_dir / "summary.json").exists():  # (a finished run whose CSV is missing is only read)
-        if (run_dir / "checkpoints" / "latest.pt").exists():  # interrupted: go on from its checkpoint
+    resumes = Path(args.runs) / f"{task}-s{seed}.resumes"  # one line per sitting that went on from a checkpoint
+    if not finished(run_dir, args.steps):  # (a finished run whose CSV is missing is only read)
+        if (run_dir / "checkpoints" / "latest.pt").exists():  # stopped or killed: go on from its checkpoint
             cmd = [sys.executable, "-m", "ami.cluster.cli", "train", "--resume", str(run_dir), "--no-progress"]
+            with resumes.open("a") as f:  # (an inline checkpoint holds the replay: the same run goes on)
+                f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {commit()}\n")
         if not started.exists():
             started.parent.mkdir(parents=True, exist_ok=True)
             started.write_text(commit())
         print(f"start {task} seed {seed}: {' '.join(cmd[2:])}", flush=True)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, cwd=Path(__file__).parents[1])
+        if not finished(run_dir, args.steps):  # stopped (Ctrl-C, SIGTERM): no CSV until it has run its budget
+            print(f"stopped {task} seed {seed} short of {args.steps} steps: run again to go on", flush=True)
+            return None
     summary = json.loads((run_dir / "summary.json").read_text())
     repeat = summary.get("action_repeat", 1)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     rev = started.read_text().strip() if started.exists() else commit()
+    sittings = 1 + (len(resumes.read_text().splitlines()) if resumes.exists() else 0)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
@@ -82,7 +98,7 @@ def run_one(task: str, seed: int, args, extra: list[str]) -> Path:
         for r in rows:
             if "eval_return_mean" in r:
                 w.writerow([r["env_steps"], r["env_steps"] * repeat, r["eval_return_mean"], r["eval_return_std"],
-                            round(r["wall_seconds"], 1), rev])
+                            round(r["wall_seconds"], 1), rev, sittings])
     tmp.replace(out)
     print(f"done {task} seed {seed}: final {summary['eval_return_mean']:.1f} in {summary['wall_seconds']:.0f} s",
           flush=True)
