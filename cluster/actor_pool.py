@@ -15,12 +15,22 @@ from ami.cluster.observe import RunObserver
 from ami.cluster.recovery import DEAD, RAY_RESTARTS, UNREACHABLE, RestartBudget, alive_nodes, pinned_to_dead
 
 
+def reserved_cpus(rt: RuntimeConfig, attached: bool) -> float:
+    """CPUs each actor reserves: runtime.actor_cpus; its default (-1) is one on a cluster the run attached to
+    (`attached`: shared or autoscaled, so the scheduler must see what actors need) and none on a Ray instance
+    that ami started for the run (any --actors fits, as many as the user asks for)."""
+    if rt.actor_cpus >= 0:
+        return rt.actor_cpus
+    return 1.0 if attached else 0.0
+
+
 class ActorPool:
     """Actor i's handle and its run() call; what the driver knows of each actor is in `book` (ActorBook)."""
 
     def __init__(self, spec: Callable[[int], ActorSpec], learner, rt: RuntimeConfig, obs: RunObserver,
-                 fresh: bool, restarted: Callable[[str], None], budget: RestartBudget):
+                 fresh: bool, restarted: Callable[[str], None], budget: RestartBudget, cpus: float):
         self.spec, self.learner, self.rt, self.obs, self.fresh = spec, learner, rt, obs, fresh
+        self.cpus = cpus  # CPUs each actor reserves (reserved_cpus)
         self.restarted = restarted  # counts a restart of one process kind ('actor')
         self.budget = budget
         self.pinned: dict[int, str] = {}  # actor -> the node it is hard-pinned to
@@ -31,10 +41,20 @@ class ActorPool:
         self.crashes: dict[int, int] = {}
         self._raced: dict[int, int] = {}
         self._next_id = 0  # ids are never reused: an id names one actor's seeds, episodes and metrics
+        self.placed: set[int] = set()  # actors whose process has answered (it got a node)
+        self._first: dict[int, ray.ObjectRef] = {}  # the first status() call of each actor not placed yet
+        self.spent = False  # an actor's run() ended with the budget spent: pending actors have nothing left to do
 
     @property
     def live(self) -> int:
+        """Actors with a run() in flight that were not scaled away, pending ones included."""
         return len(self.futures.keys() - self.retiring)
+
+    @property
+    def pending(self) -> int:
+        """Actors still waiting for their process: on a cluster with no node that has the CPUs they reserve,
+        until an autoscaler (or a person) adds one."""
+        return len(self._first)
 
     @property
     def status(self) -> dict[int, dict]:
@@ -43,9 +63,13 @@ class ActorPool:
 
     # ----- starting and stopping ----------------------------------------------------------------------------
     def scale_to(self, k: int) -> None:
-        """Start actors up to k running ones, or stop the newest beyond k (killed once they have flushed)."""
+        """Start actors up to k running ones, or stop the newest beyond k (killed once they have flushed; one that
+        never got a node at once)."""
         live = sorted(self.futures.keys() - self.retiring)
         for i in live[k:]:
+            if self._unplaced(i):
+                self._drop(i)
+                continue
             self.handles[i].stop.remote()
             self.retiring.add(i)
         for _ in range(max(0, k - len(live))):
@@ -54,25 +78,46 @@ class ActorPool:
 
     def _spawn(self, i: int) -> None:
         """Start actor i (also: a replacement for one whose node is gone) and its run()."""
-        h = ActorWorker.options(num_cpus=self.rt.actor_cpus, scheduling_strategy=self._place(i),
+        h = ActorWorker.options(num_cpus=self.cpus, scheduling_strategy=self._place(i),
                                 max_restarts=RAY_RESTARTS).remote(self.spec(i), self.learner)
         self.handles[i] = h
         self.futures[i] = h.run.remote(self.fresh)
+        self._first[i] = h.status.remote(False)  # answers once the process exists (drains nothing)
+        self.placed.discard(i)
         self.obs.watch(f"actor-{i}", h)
 
     def _place(self, i: int):
-        """Actor i goes to alive node i mod N. Ray's own SPREAD is best effort and packed both actors of a
-        2-node test cluster onto one node now and then. Actors that reserve CPUs may go elsewhere (soft) when
-        their node is full; zero-CPU actors always fit, so they are pinned (an actor whose node died is replaced
-        by a new one on a live node)."""
+        """Zero-CPU actors always fit, so actor i is pinned to alive node i mod N (Ray's own SPREAD is best effort
+        and packed both actors of a 2-node test cluster onto one node now and then; an actor whose node died is
+        replaced by a new one on a live node). Actors that reserve CPUs are SPREAD: Ray puts each only on a node
+        with those CPUs free (never a 0-CPU head), and one that fits nowhere pends, the demand an autoscaler
+        adds nodes for."""
         self.pinned.pop(i, None)
         nodes = sorted(alive_nodes())
-        if len(nodes) < 2:
+        if self.cpus > 0 or len(nodes) < 2:
             return "SPREAD"
-        soft = self.rt.actor_cpus > 0
-        if not soft:
-            self.pinned[i] = nodes[i % len(nodes)]
-        return NodeAffinitySchedulingStrategy(nodes[i % len(nodes)], soft=soft)
+        self.pinned[i] = nodes[i % len(nodes)]
+        return NodeAffinitySchedulingStrategy(self.pinned[i], soft=False)
+
+    def _placed_now(self) -> None:
+        """Mark the actors whose first status() answered (or failed: a crash is then seen through run())."""
+        if self._first:
+            ready, _ = ray.wait(list(self._first.values()), num_returns=len(self._first), timeout=0)
+            for i in [i for i, ref in self._first.items() if ref in ready]:
+                del self._first[i]
+                self.placed.add(i)
+
+    def _unplaced(self, i: int) -> bool:
+        self._placed_now()
+        return i in self._first
+
+    def _drop(self, i: int) -> None:
+        """Actor i never got a process (scaled away, or the budget is spent): kill it so that its CPUs are no
+        longer asked for. It has stepped nothing: its first status() answers as soon as its process is up, while its
+        run() must still build its envs and fetch weights before it claims a step."""
+        self._first.pop(i, None)
+        self.futures.pop(i, None)
+        self._retire(i)
 
     def run_again(self) -> None:
         """Every actor steps again (after the driver handed lost steps back to the budget); scaled-away actors
@@ -82,7 +127,9 @@ class ActorPool:
             self.obs.watch(f"actor-{i}", h)
 
     def stop(self) -> None:
-        """Stop every actor and wait until each has flushed what it stepped."""
+        """Stop every actor and wait until each has flushed what it stepped (one still pending is killed)."""
+        for i in [i for i in list(self._first) if self._unplaced(i)]:
+            self._drop(i)
         for h in self.handles.values():
             h.stop.remote()
         for i, f in list(self.futures.items()):
@@ -103,6 +150,7 @@ class ActorPool:
                 try:
                     ray.get(self.futures.pop(i))  # raises if the actor failed
                     self.obs.forget(f"actor-{i}")  # done stepping (budget spent, or scaled away)
+                    self.spent = self.spent or i not in self.retiring
                 except DEAD:
                     if i not in self.retiring:
                         self._crashed(i)
@@ -111,8 +159,11 @@ class ActorPool:
                     self.book.crashed(i)
                 if i in self.retiring:
                     done.append(i)
+        self._placed_now()
+        for i in list(self._first) if self.spent else []:
+            self._drop(i)
         returns = []
-        ids = list(self.handles)
+        ids = [i for i in self.handles if i in self.placed]  # (a pending actor would hold the poll for 30 s)
         refs = [self.handles[i].status.remote() for i in ids]
         for i, ref in zip(ids, refs, strict=True):
             try:
@@ -130,6 +181,7 @@ class ActorPool:
         self.retiring.discard(i)
         self.book.retire(i)
         self.pinned.pop(i, None)
+        self.placed.discard(i)
         self.obs.forget(f"actor-{i}")
         try:
             ray.kill(self.handles.pop(i))

@@ -84,8 +84,11 @@ class RuntimeConfig:
 
     num_cpus: int = 0
     """CPUs of a Ray instance that ami starts itself (0: every core of this machine)."""
-    actor_cpus: float = 0.0
-    """CPUs each actor reserves in Ray's scheduler (0: none, so any --actors fits; 1 bounds actors per node)."""
+    actor_cpus: float = -1.0
+    """CPUs each actor reserves in Ray's scheduler. -1: one on a cluster ami attaches to (--ray-address,
+    RAY_ADDRESS, or a Ray the calling process joined), so actors go only to nodes with free CPUs and those that
+    do not fit wait, pending, for an autoscaler to add nodes; none on a Ray instance ami starts itself. 0: none,
+    so any --actors fits (actors are pinned round-robin to every alive node)."""
     learner_gpus: float = -1.0
     """GPUs the learner reserves (-1: one when the cluster has a GPU, else none; 0: CPU learner)."""
     version_check_every: int = 4
@@ -269,6 +272,8 @@ def build(layers: list[dict]) -> TrainConfig:
            cfg.runtime.max_restarts) < 0 or lc.updates_per_step <= 0:
         raise ConfigError("learner.warmup_steps, learner.checkpoint_every, run.plan_evals, runtime.max_update_lag "
                           "and runtime.max_restarts must not be negative, learner.updates_per_step positive")
+    if rt.actor_cpus < 0 and rt.actor_cpus != -1:
+        raise ConfigError("runtime.actor_cpus must be -1 (one on an attached cluster, else none) or not negative")
     counts = (rt.version_check_every, rt.claim_steps, rt.learner_chunk, rt.learner_threads)
     if min(counts) < 1 or min(rt.poll_s, rt.redis_timeout_s, rt.restart_window_s) <= 0:
         raise ConfigError("runtime.version_check_every, claim_steps, learner_chunk, learner_threads, poll_s, "

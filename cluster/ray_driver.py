@@ -19,7 +19,7 @@ import ray
 
 from ami.actors.ray_actor import ActorSpec, EvaluatorActor
 from ami.actors.runner import RunnerPlace, runner_seed
-from ami.cluster.actor_pool import ActorPool
+from ami.cluster.actor_pool import ActorPool, reserved_cpus
 from ami.cluster.bookkeeping import RunBook
 from ami.cluster.config import TrainConfig, env_spec
 from ami.cluster.envinfo import EnvInfo
@@ -91,7 +91,8 @@ class RayBackend:
         self.evaluator = EvaluatorActor.options(num_cpus=0, max_restarts=RAY_RESTARTS).remote(
             env_spec(r), info.observation_space, info.action_space, agent_cfg, r.eval_episodes)
         self.eval_pending: tuple | None = None
-        self.actors = ActorPool(self._spec, self.learner.handle, rt, self.obs, self.fresh, self._restarted, budget)
+        self.actors = ActorPool(self._spec, self.learner.handle, rt, self.obs, self.fresh, self._restarted, budget,
+                                reserved_cpus(rt, services.attached))
         scale_file = run.path / SCALE_FILE
         self.scale_mtime = scale_file.stat().st_mtime if scale_file.exists() else 0.0  # older requests: done
         self.actors.scale_to(r.actors)
@@ -138,6 +139,7 @@ class RayBackend:
             print(news, file=sys.stderr, flush=True)
         self.obs.driver.redis_unreachable(self.redis.down_s)
         self._returns += self.actors.poll(self.cfg.runtime.poll_s)
+        self.obs.driver.pending_actors(self.actors.pending)
         self.learner.poll(self._restore_from, self._stored)
         self.env_steps = self.book.resumed_at + self.actors.stepped()
         self.lag.add(self.version, self.actors.versions().values())
@@ -203,7 +205,7 @@ class RayBackend:
 
     @property
     def live(self) -> int:
-        return self.actors.live
+        return self.actors.live - self.actors.pending
 
     def step(self) -> bool:
         if not (self.actors.live or self._top_up()):
@@ -247,10 +249,12 @@ class RayBackend:
 
     def log_extras(self) -> dict:
         return {**(self.learner.ask("drain_metrics") or {}), "policy_lag_mean": self.lag.mean,
-                "actors": self.actors.live}
+                "actors": self.live}
 
     def postfix(self) -> dict:
         out = {"lag": self.version - min((s["version"] for s in self.actors.status.values()), default=0)}
+        if self.actors.pending:  # waiting for nodes with free CPUs (an autoscaler's cue)
+            out["pending"] = self.actors.pending
         return {**out, "redis": f"down {self.redis.down_s:.0f}s"} if self.redis.since is not None else out
 
     def finish(self, interrupted: bool) -> None:

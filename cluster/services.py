@@ -160,9 +160,15 @@ class Services:
         return self
 
     @property
+    def attached(self) -> bool:
+        """The run joined a Ray that was there before it (an address, or one the calling process had joined): a
+        cluster that may span machines and be shared or autoscaled, not an instance of this run's own."""
+        return not self._local_ray
+
+    @property
     def metrics_bind(self) -> str:
         """Interface for the run's /metrics endpoints: loopback when everything runs on this machine."""
-        return "127.0.0.1" if self._local_ray else "0.0.0.0"
+        return "0.0.0.0" if self.attached else "127.0.0.1"
 
     def supervise(self) -> bool:
         """Restart the private redis-server if it died (same port and directory: the AOF brings the data back);

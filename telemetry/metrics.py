@@ -114,6 +114,8 @@ CATALOG: tuple[MetricSpec, ...] = (
     _m("ami_driver_episodes", "gauge", "Episodes of the run so far.", RUN),
     _m("ami_driver_updates_per_second", "gauge", "Learner updates per second (smoothed).", RUN),
     _m("ami_driver_live_actors", "gauge", "Actor processes running.", RUN),
+    _m("ami_driver_pending_actors", "gauge",
+       "Actors waiting for a node with the CPUs they reserve (an autoscaler adds nodes for them).", RUN),
     _m("ami_driver_eval_return_mean", "gauge", "Mean return of the last evaluation.", RUN),
     _m("ami_driver_eval_return_std", "gauge", "Std of the returns of the last evaluation.", RUN),
     _m("ami_driver_eval_success_rate", "gauge", "Share of evaluation episodes that reached the goal (goal envs).",
@@ -342,6 +344,10 @@ class DriverMetrics:
     def discovery(self, targets: int) -> None:
         """After the discovery file was refreshed."""
         self.ms.metric("ami_driver_discovery_targets").set(targets)
+
+    def pending_actors(self, n: int) -> None:
+        """Once per poll (Ray runs): actors not yet placed on a node."""
+        self.ms.metric("ami_driver_pending_actors").set(float(n))
 
     def redis_unreachable(self, seconds: float) -> None:
         """Every poll of a Ray run: how long Redis has been unreachable (0 while it answers)."""

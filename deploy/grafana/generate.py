@@ -58,6 +58,7 @@ DASHBOARDS: dict[str, tuple[str, list]] = {
         ("Updates per second", "ops", [(rate("ami_learner_updates_total"), "learner"),
                                        (f"ami_driver_updates_per_second{{{RUN}}}", "driver (smoothed)")]),
         ("Processes", "short", [(f"ami_driver_live_actors{{{RUN}}}", "live actors"),
+                                (f"ami_driver_pending_actors{{{RUN}}}", "pending actors (no node with free CPUs)"),
                                 (f"ami_driver_discovery_targets{{{RUN}}}", "discovered targets"),
                                 (f"sum by (role) (up{{{RUN}}})", "up {{role}}")]),
         ("Crashed processes restarted", "short", [(f"sum by (process) (ami_driver_restarts_total{{{RUN}}})",

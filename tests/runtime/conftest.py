@@ -13,7 +13,11 @@ AMI = [sys.executable, "-m", "ami.cluster.cli"]
 TINY = ["--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300", "run.eval_episodes=2",
         "run.log_every=150", "learner.warmup_steps=150", "learner.batch_size=32", "learner.snapshot_every=10",
         "learner.checkpoint_every=50", "agent.world_model.hidden=32", "agent.encoder.hidden=32",
-        "agent.planner.samples=16", "agent.planner.iterations=1", "runner.segment_length=16"]
+        "agent.planner.samples=16", "agent.planner.iterations=1", "runner.segment_length=16",
+        "runtime.actor_cpus=0"]
+"""A tiny run. Its actors reserve no CPUs: the session's cluster has two, and drills put more actors on it or
+take a node away (the default on an attached cluster, a CPU per actor, has a drill of its own:
+tests/runtime/test_autoscale.py)."""
 
 
 def tagged_env() -> tuple[dict, str]:

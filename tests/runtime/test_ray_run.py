@@ -93,7 +93,9 @@ def test_scale_adds_an_actor_then_scale_down_kills_it_and_counts_its_steps_once(
     wait_for(lambda: (run / "running.json").exists(), 60, "running.json")
     assert main(["scale", str(run), "--actors", "2"]) == 0
     wait_for(lambda: 1 in stored(redis_server.url)[1], 90, "a segment of the added actor 1")
-    address = targets(sd)["actor1"]  # (process ids would not do: other Ray clusters may run on this machine)
+    # (process ids would not do: other Ray clusters may run on this machine; the driver publishes the endpoint at
+    # its next poll, which may come after the actor's first segment)
+    address = wait_for(lambda: targets(sd).get("actor1"), 10, "actor 1's endpoint discovered")
     assert scrape(address)
     assert main(["scale", str(run), "--actors", "1"]) == 0
     wait_for(lambda: not scrape(address), 30, "actor 1's process killed")

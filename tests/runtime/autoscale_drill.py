@@ -1,0 +1,68 @@
+"""The autoscaling drill's cluster and run, in a process of its own (tests/runtime/test_autoscale.py starts it;
+a throwaway cluster inside the pytest session once broke the session's own): a Ray cluster whose head has no
+CPUs and whose one worker has two, and `ami train --ray-address` with three actors at the default
+runtime.actor_cpus (one each on an attached cluster). Two actors fit and run, the third pends (the driver says
+so) until a node with a CPU is added; then it runs too. The run is stopped with SIGTERM. Prints one JSON object:
+what it saw, for the test to judge.
+
+    python -m tests.runtime.autoscale_drill TMP_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ray.cluster_utils import Cluster
+
+from tests.chaos.conftest import driver_metric, metric, targets
+from tests.runtime.conftest import AMI, TINY, tagged_env
+from tests.util import wait_for
+
+DEFAULT_CPUS = [a for a in TINY if not a.startswith("runtime.actor_cpus=") and a != "--no-progress"]
+
+
+def actor_steps(sd: Path, i: int) -> float:
+    return metric(targets(sd).get(f"actor{i}"), "ami_actor_env_steps_total") or 0.0
+
+
+def drill(tmp: Path) -> dict:
+    sd, run = tmp / "sd", tmp / "autoscaled"
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    p = None
+    try:
+        cluster.add_node(num_cpus=2)
+        cluster.wait_for_nodes()
+        env, _ = tagged_env()
+        p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "3", "--steps", "1000000", "--run-dir",
+                              str(run), "--ray-address", cluster.address, *DEFAULT_CPUS, "runtime.poll_s=0.1"],
+                             cwd=tmp, env={**env, "AMI_PROMETHEUS_SD_DIR": str(sd)}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: actor_steps(sd, 0) > 100 and actor_steps(sd, 1) > 100, 120, "actors 0 and 1 stepping")
+        time.sleep(3)  # (several polls: the third actor is still waiting, not slow to start)
+        seen = {"pending_before": driver_metric(sd, "ami_driver_pending_actors"),
+                "live_before": driver_metric(sd, "ami_driver_live_actors"),
+                "actor2_target_before": "actor2" in targets(sd)}
+        added = cluster.add_node(num_cpus=1)
+        wait_for(lambda: actor_steps(sd, 2) > 50, 120, "actor 2 stepping on the added node")
+        seen.update(pending_after=driver_metric(sd, "ami_driver_pending_actors"),
+                    live_after=driver_metric(sd, "ami_driver_live_actors"))
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=120)
+        s = json.loads((run / "summary.json").read_text())
+        return {**seen, "rc": p.returncode, "stderr_tail": err[-2000:], "head": cluster.head_node.node_id,
+                "added": added.node_id, "actor_nodes": s["actor_nodes"], "actor_env_steps": s["actor_env_steps"],
+                "env_steps": s["env_steps"], "replay_inserted": s["replay_inserted_transitions"],
+                "interrupted": s["interrupted"], "progress_says_pending": "pending=1" in err}
+    finally:
+        if p is not None and p.poll() is None:
+            p.kill()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    print(json.dumps(drill(Path(sys.argv[1]))))
