@@ -34,7 +34,7 @@ test: setup lint
 drills: setup  # drills too long for CI (not in `make test`): a 90 s Redis outage mid-run; ~3 min here
 	AMI_DRILLS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/chaos/test_long_outage.py
 
-floors: setup  # the unit tests against the lowest redis and gymnasium pyproject.toml accepts (not in CI: ~1 min)
+floors: setup  # the unit tests against the lowest redis and gymnasium pyproject.toml accepts (CI runs it after `make test`: ~1 min)
 	rm -rf .floors && $(BIN)/pip install -q --no-deps --target .floors redis==5.3.0 pyjwt gymnasium==1.1.0
 	PYTHONPATH=.floors:. $(BIN)/python -m pytest -q -p no:cacheprovider tests/memory tests/envs \
 	  tests/agent/test_agent_api.py tests/cluster/test_pacing.py tests/cluster/test_rundir.py

@@ -1,4 +1,4 @@
-"""A short learning test: after 2000 env steps (fixed seed) the agent beats random play by a clear margin."""
+"""A short learning test: after 1500 env steps (fixed seed) the agent beats random play by a clear margin."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def random_return(env_id: str, episodes: int, seed: int) -> float:
     return float(np.mean(total))
 
 
-def test_pendulum_learns_in_2000_steps(tmp_path: Path) -> None:
+def test_pendulum_learns_in_1500_steps(tmp_path: Path) -> None:
+    # (2026-12-03, seed 0, 5 eval episodes: -1527 at 500 steps, -264 at 1000, -202 at 1500, -177 at 2000)
     run = tmp_path / "run"
-    assert main(["train", "--backend", "inline", "--env", "Pendulum-v1", "--steps", "2000", "--seed", "0",
+    assert main(["train", "--backend", "inline", "--env", "Pendulum-v1", "--steps", "1500", "--seed", "0",
                  "--run-dir", str(run), "--no-progress", "learner.warmup_steps=500", "run.eval_episodes=5",
-                 "run.eval_every=2000"]) == 0
+                 "run.eval_every=1500"]) == 0
     learned = json.loads((run / "summary.json").read_text())["eval_return_mean"]
     rand = random_return("Pendulum-v1", 5, seed=0)
     assert rand < -900  # random play swings and never holds the pendulum up
