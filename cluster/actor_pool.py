@@ -111,6 +111,11 @@ class ActorPool:
         self._placed_now()
         return i in self._first
 
+    def _drop_pending(self) -> None:
+        self._placed_now()
+        for i in list(self._first):
+            self._drop(i)
+
     def _drop(self, i: int) -> None:
         """Actor i never got a process (scaled away, or the budget is spent): kill it so that its CPUs are no
         longer asked for. It has stepped nothing: its first status() answers as soon as its process is up, while its
@@ -128,8 +133,7 @@ class ActorPool:
 
     def stop(self) -> None:
         """Stop every actor and wait until each has flushed what it stepped (one still pending is killed)."""
-        for i in [i for i in list(self._first) if self._unplaced(i)]:
-            self._drop(i)
+        self._drop_pending()
         for h in self.handles.values():
             h.stop.remote()
         for i, f in list(self.futures.items()):
@@ -159,9 +163,10 @@ class ActorPool:
                     self.book.crashed(i)
                 if i in self.retiring:
                     done.append(i)
-        self._placed_now()
-        for i in list(self._first) if self.spent else []:
-            self._drop(i)
+        if self.spent:
+            self._drop_pending()
+        else:
+            self._placed_now()
         returns = []
         ids = [i for i in self.handles if i in self.placed]  # (a pending actor would hold the poll for 30 s)
         refs = [self.handles[i].status.remote() for i in ids]

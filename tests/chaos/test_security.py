@@ -109,6 +109,11 @@ def test_acl_and_tls_work_end_to_end_and_the_password_leaks_nowhere(ray_cluster,
     files = [p for p in run.rglob("*") if p.is_file() and p.suffix in (".yaml", ".jsonl", ".json", ".log", ".txt")]
     assert {"config.yaml", "metrics.jsonl", "summary.json"} <= {p.name for p in files}
     assert [p.name for p in files if leaks(p.read_text(errors="replace"))] == []
+    from ray._private.state import jobs  # (Ray's job table; its public reader needs the dashboard, off here)
+
+    mine = [j for j in jobs() if j["DriverPid"] == p.pid]  # Ray keeps each driver's command line as its entrypoint
+    assert len(mine) == 1 and str(run) in mine[0]["Entrypoint"]
+    assert [j["JobID"] for j in jobs() if leaks(str(j))] == []
     logs = Path(ray_cluster.head_node.get_session_dir_path()) / "logs"
     assert logs.is_dir()
     assert [p.name for p in logs.rglob("*") if p.is_file() and leaks(p.read_text(errors="replace"))] == []
