@@ -58,11 +58,12 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, args
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
 
 
+TINY_MODEL = ["agent.world_model.hidden=32", "agent.encoder.hidden=32", "agent.planner.samples=16",
+              "agent.planner.iterations=1"]
 TINY = ["--backend", "inline", "--env", "Pendulum-v1", "--seed", "3", "--no-progress", "run.eval_every=300",
         "run.eval_episodes=2",
         "run.log_every=150", "learner.warmup_steps=150", "learner.batch_size=32", "learner.snapshot_every=20",
-        "learner.checkpoint_every=100", "agent.world_model.hidden=32", "agent.encoder.hidden=32",
-        "agent.planner.samples=16", "agent.planner.iterations=1"]
+        "learner.checkpoint_every=100", *TINY_MODEL]
 
 
 def test_inline_run_directory_eval_report_and_resume(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -122,9 +123,10 @@ def test_inline_backend_runs_where_ray_cannot_be_imported(tmp_path: Path) -> Non
     # the GPU machines have no Ray: `ami train --backend inline` (and eval) must never import it
     root = Path(__file__).resolve().parents[2]
     code = ("import sys; sys.modules['ray'] = None\n"  # any `import ray` now raises ImportError
+            f"TINY_MODEL = {TINY_MODEL!r}\n"
             "from ami.cluster.cli import main\n"
             "rc = main(['train', '--backend', 'inline', '--env', 'Pendulum-v1', '--steps', '300', '--run-dir', 'r',\n"
-            "           '--no-progress', 'learner.warmup_steps=200', 'run.eval_episodes=1'])\n"
+            "           '--no-progress', 'learner.warmup_steps=200', 'run.eval_episodes=1', *TINY_MODEL])\n"
             "assert 'ray' not in sys.modules or sys.modules['ray'] is None\n"
             "sys.exit(rc or main(['eval', 'r', '--episodes', '1']))\n")
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,

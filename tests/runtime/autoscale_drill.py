@@ -30,6 +30,11 @@ def actor_steps(sd: Path, i: int) -> float:
     return metric(targets(sd).get(f"actor{i}"), "ami_actor_env_steps_total") or 0.0
 
 
+def gauges(sd: Path) -> tuple[float | None, float | None]:
+    """The driver's (pending, live) actor gauges."""
+    return driver_metric(sd, "ami_driver_pending_actors"), driver_metric(sd, "ami_driver_live_actors")
+
+
 def drill(tmp: Path) -> dict:
     sd, run = tmp / "sd", tmp / "autoscaled"
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
@@ -42,15 +47,16 @@ def drill(tmp: Path) -> dict:
                               str(run), "--ray-address", cluster.address, *DEFAULT_CPUS, "runtime.poll_s=0.1"],
                              cwd=tmp, env={**env, "AMI_PROMETHEUS_SD_DIR": str(sd)}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: actor_steps(sd, 0) > 100 and actor_steps(sd, 1) > 100, 120, "actors 0 and 1 stepping")
-        time.sleep(3)  # (several polls: the third actor is still waiting, not slow to start)
+        wait_for(lambda: actor_steps(sd, 0) > 0 and actor_steps(sd, 1) > 0, 120, "actors 0 and 1 stepping")
+        time.sleep(2)  # (20 polls more: the third actor is still waiting, not slow to start)
         seen = {"pending_before": driver_metric(sd, "ami_driver_pending_actors"),
                 "live_before": driver_metric(sd, "ami_driver_live_actors"),
                 "actor2_target_before": "actor2" in targets(sd)}
         added = cluster.add_node(num_cpus=1)
-        wait_for(lambda: actor_steps(sd, 2) > 50, 120, "actor 2 stepping on the added node")
-        seen.update(pending_after=driver_metric(sd, "ami_driver_pending_actors"),
-                    live_after=driver_metric(sd, "ami_driver_live_actors"))
+        wait_for(lambda: actor_steps(sd, 2) > 0, 120, "actor 2 stepping on the added node")
+        # (the live gauge is refreshed once a second, the pending one every poll)
+        seen["pending_after"], seen["live_after"] = wait_for(lambda: gauges(sd) == (0.0, 3.0) and gauges(sd), 10,
+                                                             "the driver's gauges: 0 pending, 3 live")
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=120)
         s = json.loads((run / "summary.json").read_text())
