@@ -52,8 +52,9 @@ class ActorPool:
 
     @property
     def pending(self) -> int:
-        """Actors still waiting for their process: on a cluster with no node that has the CPUs they reserve,
-        until an autoscaler (or a person) adds one."""
+        """Actors whose process has not started yet: on a cluster with no node that has the CPUs they reserve
+        they wait until an autoscaler (or a person) adds one (and one starting during a Redis outage waits for
+        Redis)."""
         return len(self._first)
 
     @property

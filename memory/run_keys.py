@@ -8,7 +8,11 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
+
+from ami.memory.redis_shard import RETRYABLE
 
 
 class RunKeys:
@@ -37,9 +41,17 @@ class RunKeys:
         """The highest version ever published (0 before the first)."""
         return int(self.client.get(self.version_key) or 0)
 
-    def new_incarnation(self) -> int:
-        """The number of this actor process among every one the run started (1, 2, ...)."""
-        return int(self.client.incr(self.incarnations_key))
+    def new_incarnation(self, nap_s: float = 0.1, max_nap_s: float = 2.0) -> int:
+        """The number of this actor process among every one the run started (1, 2, ...). Waits out a Redis outage
+        of any length, retrying with backoff: an actor that starts meanwhile (a Ray restart, a resumed run) must not
+        fail its creation, which Ray would retry into the same failure until the driver gives the actor up and
+        stops the run. An INCR applied before its reply was lost skips a number; only distinct numbers matter."""
+        while True:
+            try:
+                return int(self.client.incr(self.incarnations_key))
+            except RETRYABLE:
+                time.sleep(nap_s)
+                nap_s = min(2 * nap_s, max_nap_s)
 
     def reachable(self) -> bool:
         """Redis answers PING (the driver asks every poll, to report an outage)."""

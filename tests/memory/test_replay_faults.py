@@ -206,3 +206,23 @@ def test_stop_and_restart_never_trigger_the_guard(tmp_path) -> None:
     assert srv.running and srv.pid != first and redis.Redis.from_url(srv.url).ping()
     srv.stop()
     assert not srv.running and (tmp_path / "r").exists()  # a directory the caller gave is the caller's
+
+
+def test_an_actor_starting_while_redis_is_down_waits_for_it(server):
+    """RunKeys.new_incarnation (called as an actor process starts) waits out an outage instead of raising: raised,
+    it failed the actor's creation, Ray restarted it into the same failure, and the driver stopped the run (seen in
+    a soak: a Redis restart while a resumed run's actors started)."""
+    from ami.memory.run_keys import RunKeys
+
+    keys = RunKeys(server.url, "ami:down-at-start", socket_timeout_s=0.5)
+    assert keys.new_incarnation() == 1
+    server.kill()
+    got: dict = {}
+    t = threading.Thread(target=lambda: got.setdefault("n", keys.new_incarnation(nap_s=0.05)))
+    t.start()
+    time.sleep(1.0)
+    assert t.is_alive() and not got  # still waiting: Redis is down
+    server.start()  # same port and AOF
+    t.join(10)
+    assert got.get("n") == 2
+    keys.close()
