@@ -66,6 +66,10 @@ class RayBackend:
         r, rt = cfg.run, cfg.runtime
         self.cfg, self.info, self.run, self.agent_cfg = cfg, info, run, agent_cfg
         self.services, self.ckpt0, self.book = services, ckpt, book
+        # the learner's constructor takes the checkpoint from the object store by this ref, held for the whole run:
+        # Ray re-reads constructor arguments when it restarts an actor, and bytes passed inline (megabytes, so
+        # Ray stores them) were freed once the learner was up, so a resumed run's learner could never restart
+        self.ckpt_ref = ray.put(ckpt) if ckpt is not None else None
         self.obs = RunObserver(run.path.name, r.env_id, metrics_port, services.metrics_bind)
         self.fresh = ckpt is None
         self.env_steps = book.env_steps
@@ -104,7 +108,7 @@ class RayBackend:
         device = "cuda" if gpus > 0 else r.device
         return LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=RAY_RESTARTS).remote(
             self.info.observation_space, self.info.action_space, self.agent_cfg, self.cfg.learner, self.replay_cfg,
-            self.services.url, device, r.seed, self.book.env_steps, rt.learner_chunk, self.ckpt0, r.env_id,
+            self.services.url, device, r.seed, self.book.env_steps, rt.learner_chunk, self.ckpt_ref, r.env_id,
             self.services.metrics_bind, self.namespace, threads=rt.learner_threads)
 
     def _spec(self, actor_id: int) -> ActorSpec:

@@ -1,6 +1,8 @@
 """Ctrl-C and resume: a SIGINT to the whole process group of `ami train --backend ray` (its own local Ray and
 private redis-server) stops it cleanly with a checkpoint, summary.json and no process left behind; `--resume`
-continues env steps, updates, episodes and the weights version from that checkpoint."""
+continues env steps, updates, episodes and the weights version from that checkpoint, and its learner survives a
+SIGKILL (Ray must find the checkpoint it was built from again: passed inline, it was freed once the learner was
+up, and the resumed run hung without a learner)."""
 
 from __future__ import annotations
 
@@ -11,11 +13,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from ami.cluster.cli import main
+from tests.chaos.conftest import Train, driver_metric, ray_pids, wait_for
 from tests.runtime.conftest import AMI, TINY, tagged_env, tagged_processes
 
 
-def test_ctrl_c_then_resume_continues_counters_and_version(ray_cluster, tmp_path: Path) -> None:
+def test_ctrl_c_then_resume_continues_counters_and_version(ray_cluster, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     env, tag = tagged_env()
     p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "2", "--steps", "100000",
@@ -40,10 +42,16 @@ def test_ctrl_c_then_resume_continues_counters_and_version(ray_cluster, tmp_path
     assert tagged_processes(tag) == []
     assert not (run / "running.json").exists()
 
-    target = first["env_steps"] + 300
-    assert main(["train", "--resume", str(run), "--steps", str(target), "--no-progress"]) == 0
+    target, sd = first["env_steps"] + 900, tmp_path / "sd"
+    monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
+    train = Train(["train", "--resume", str(run), "--steps", str(target), "--no-progress"])
+    wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= first["env_steps"] + 300, 90, "300 steps")
+    (learner,) = ray_pids("LearnerActor")
+    os.kill(learner, signal.SIGKILL)
+    assert train.join() == 0
     second = json.loads((run / "summary.json").read_text())
-    assert second["env_steps"] == target and sum(second["actor_env_steps"].values()) == 300
+    assert second["restarts"]["learner"] == 1 and len(second["recoveries"]) == 1
+    assert second["env_steps"] == target and sum(second["actor_env_steps"].values()) == 900
     assert second["updates"] >= first["updates"] and second["weights_version"] >= first["weights_version"]
     assert second["episodes"] >= first["episodes"] and second["wall_seconds"] > first["wall_seconds"]
     assert min(v for v in second["versions_used"]) >= first["weights_version"]  # acted with resumed weights
