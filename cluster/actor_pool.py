@@ -68,7 +68,7 @@ class ActorPool:
         never got a node at once)."""
         live = sorted(self.futures.keys() - self.retiring)
         for i in live[k:]:
-            if self._unplaced(i):
+            if self._waits_for_a_node(i):
                 self._drop(i)
                 continue
             self.handles[i].stop.remote()
@@ -108,11 +108,14 @@ class ActorPool:
                 del self._first[i]
                 self.placed.add(i)
 
-    def _unplaced(self, i: int) -> bool:
+    def _waits_for_a_node(self, i: int) -> bool:
+        """Actor i reserves CPUs and has no process yet. (An actor that reserves none always gets one: it is only
+        starting, e.g. a replacement for one whose node died, so it is left to run and find the budget spent.)"""
         self._placed_now()
-        return i in self._first
+        return self.cpus > 0 and i in self._first
 
     def _drop_pending(self) -> None:
+        """Kill the actors that reserve CPUs and still have no process (a spent budget, or the run stops)."""
         self._placed_now()
         for i in list(self._first):
             self._drop(i)
@@ -134,7 +137,8 @@ class ActorPool:
 
     def stop(self) -> None:
         """Stop every actor and wait until each has flushed what it stepped (one still pending is killed)."""
-        self._drop_pending()
+        if self.cpus > 0:
+            self._drop_pending()
         for h in self.handles.values():
             h.stop.remote()
         for i, f in list(self.futures.items()):
@@ -164,7 +168,7 @@ class ActorPool:
                     self.book.crashed(i)
                 if i in self.retiring:
                     done.append(i)
-        if self.spent:
+        if self.spent and self.cpus > 0:
             self._drop_pending()
         else:
             self._placed_now()
