@@ -41,7 +41,6 @@ class ActorPool:
         self.crashes: dict[int, int] = {}
         self._raced: dict[int, int] = {}
         self._next_id = 0  # ids are never reused: an id names one actor's seeds, episodes and metrics
-        self.placed: set[int] = set()  # actors whose process has answered (it got a node)
         self._first: dict[int, ray.ObjectRef] = {}  # the first status() call of each actor not placed yet
         self.spent = False  # an actor's run() ended with the budget spent: pending actors have nothing left to do
 
@@ -84,7 +83,6 @@ class ActorPool:
         self.handles[i] = h
         self.futures[i] = h.run.remote(self.fresh)
         self._first[i] = h.status.remote(False)  # answers once the process exists (drains nothing)
-        self.placed.discard(i)
         self.obs.watch(f"actor-{i}", h)
 
     def _place(self, i: int):
@@ -106,7 +104,6 @@ class ActorPool:
             ready, _ = ray.wait(list(self._first.values()), num_returns=len(self._first), timeout=0)
             for i in [i for i, ref in self._first.items() if ref in ready]:
                 del self._first[i]
-                self.placed.add(i)
 
     def _waits_for_a_node(self, i: int) -> bool:
         """Actor i reserves CPUs and has no process yet. (An actor that reserves none always gets one: it is only
@@ -115,9 +112,10 @@ class ActorPool:
         return self.cpus > 0 and i in self._first
 
     def _drop_pending(self) -> None:
-        """Kill the actors that reserve CPUs and still have no process (a spent budget, or the run stops)."""
+        """Kill the actors that reserve CPUs and still have no process (a spent budget, or the run stops); a 0-CPU
+        actor always gets one and is left to start."""
         self._placed_now()
-        for i in list(self._first):
+        for i in list(self._first) if self.cpus > 0 else []:
             self._drop(i)
 
     def _drop(self, i: int) -> None:
@@ -137,8 +135,7 @@ class ActorPool:
 
     def stop(self) -> None:
         """Stop every actor and wait until each has flushed what it stepped (one still pending is killed)."""
-        if self.cpus > 0:
-            self._drop_pending()
+        self._drop_pending()
         for h in self.handles.values():
             h.stop.remote()
         for i, f in list(self.futures.items()):
@@ -168,12 +165,12 @@ class ActorPool:
                     self.book.crashed(i)
                 if i in self.retiring:
                     done.append(i)
-        if self.spent and self.cpus > 0:
+        if self.spent:
             self._drop_pending()
         else:
             self._placed_now()
         returns = []
-        ids = [i for i in self.handles if i in self.placed]  # (a pending actor would hold the poll for 30 s)
+        ids = [i for i in self.handles if i not in self._first]  # (a pending actor would hold the poll for 30 s)
         refs = [self.handles[i].status.remote() for i in ids]
         for i, ref in zip(ids, refs, strict=True):
             try:
@@ -191,7 +188,6 @@ class ActorPool:
         self.retiring.discard(i)
         self.book.retire(i)
         self.pinned.pop(i, None)
-        self.placed.discard(i)
         self.obs.forget(f"actor-{i}")
         try:
             ray.kill(self.handles.pop(i))
