@@ -60,6 +60,15 @@ def bootstrap_positions(mask: torch.Tensor, n_step: int) -> torch.Tensor:
 
 
 
+def _align_loss(wm, s0: torch.Tensor, target: torch.Tensor, act: torch.Tensor, mw: torch.Tensor) -> torch.Tensor:
+    """||A(a_j) - E[q(u | s_j, s_j+1)]||^2 over the window: the adapter maps each real action onto the latent
+    action the (pretrained) inverse model sees in that transition; the inverse model is the teacher, not trained."""
+    real = torch.cat([s0[:, None], target[:, :-1]], 1).detach()  # encodings of the states actions were taken in
+    with torch.no_grad():
+        _, mu, _ = wm.infer_action(real, target.detach())
+    return masked_mean((wm.action_adapter(act) - mu).pow(2).mean(-1).float(), mw) * mw.shape[1]
+
+
 class Updater:
     """Optimisers and running statistics of one agent's training (the learner owns it; acting copies of the
     agent never build one)."""
@@ -162,6 +171,9 @@ class Updater:
                  + cc.critic_weight * critic_loss)
         terms = {"loss_prediction": pred_loss, "loss_variance": var_loss, "loss_covariance": cov_loss,
                  "loss_z": z_loss, "loss_cost": cost_loss, "loss_done": done_loss, "loss_critic": critic_loss}
+        if wm.action_adapter is not None:
+            terms["loss_align"] = align = _align_loss(wm, s0, target, act, mw)
+            total = total + wmc.latent_action_align_weight * align
         return total, terms, zs, s0, target, td
 
     def _step(self, batch: dict[str, np.ndarray], priorities: bool) -> tuple[dict[str, float], np.ndarray | None]:

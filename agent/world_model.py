@@ -7,6 +7,10 @@ the target branch too (PLDM-style), where the anti-collapse terms carry all the 
 
 z: a Gaussian posterior q(z | s, a, s') in training, kept low-information by a KL to the fixed prior N(0, I);
 planning draws z from the prior, so different draws give different plausible futures.
+
+u (latent_action_dim > 0): the latent action of learning by watching (agent/pretrain.py). A separate variable
+from z: q(u | s, s') infers what the unseen action did, and in interaction an adapter A maps each real action
+into the same space (the predictor always reads u), while z keeps modelling what no action explains.
 """
 
 from __future__ import annotations
@@ -38,8 +42,12 @@ class WorldModel(nn.Module):
             raise ValueError(f"world_model.target must be one of {', '.join(TARGETS)}, got {cfg.target!r}")
         if cfg.target == "ema":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
-        self.predictor = mlp(d + a + zd, cfg.hidden, d)
+        ud = cfg.latent_action_dim
+        self.predictor = mlp(d + (ud or a) + zd, cfg.hidden, d)
         self.posterior = mlp(2 * d + a, cfg.hidden, 2 * zd, layers=1) if zd > 0 else None
+        # latent actions: q(u | s, s') and the adapter u = A(a); absent (no keys) when latent_action_dim is 0
+        self.action_posterior = mlp(2 * d, cfg.hidden, 2 * ud, layers=1) if ud > 0 else None
+        self.action_adapter = mlp(a, cfg.hidden, ud, layers=1) if ud > 0 else None
         self.done_head = mlp(d + a, cfg.hidden, 1)
 
     @property
@@ -65,11 +73,28 @@ class WorldModel(nn.Module):
                 sa: torch.Tensor | None = None) -> torch.Tensor:
         """One step in latent space: s' = P(s, a, z). z=None with z enabled means the prior mean (0).
         `sa`: cat([s, a]) when the caller has it (the planner shares it between predictor and heads)."""
+        if self.action_adapter is not None:
+            return self.predict_latent(s, self.action_adapter(a), z)
         if not self.z_dim:
             return self.predictor(torch.cat([s, a], -1) if sa is None else sa)
         parts = [s, a] if sa is None else [sa]
         parts.append(z if z is not None else s.new_zeros(*s.shape[:-1], self.z_dim))
         return self.predictor(torch.cat(parts, dim=-1))
+
+    def predict_latent(self, s: torch.Tensor, u: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """One step driven by a latent action u (latent_action_dim > 0): s' = P(s, u, z)."""
+        parts = [s, u]
+        if self.z_dim:
+            parts.append(z if z is not None else s.new_zeros(*s.shape[:-1], self.z_dim))
+        return self.predictor(torch.cat(parts, -1))
+
+    def infer_action(self, s: torch.Tensor, s_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
+                                                                            torch.Tensor]:
+        """Latent action of a transition: (sample u ~ q(u|s,s'), its mean, KL to N(0, I) in nats)."""
+        assert self.action_posterior is not None, "infer_action needs world_model.latent_action_dim > 0"
+        mu, log_std = self.action_posterior(torch.cat([s, s_next], -1)).chunk(2, -1)
+        log_std = log_std.clamp(-5, 2)
+        return mu + torch.randn_like(mu) * log_std.exp(), mu, gaussian_kl(mu, log_std)
 
     def prior_z(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
         """Draw z from the fixed prior N(0, I) (None when z is disabled)."""

@@ -2,7 +2,8 @@
 (an actor, the learner or the run's redis-server) and one SIGTERM of the driver followed by `--resume`, side by
 side. Not run in CI.
 
-    python benchmarks/soak.py --steps 200000 --kill-every 180 --actors 2 [--sigterm-at 0.5] [--parallel] [key=value ...]
+    python benchmarks/soak.py --steps 200000 --kill-every 180 --actors 2 [--sigterm-at 0.5] [--parallel | --runs chaos]
+                               [key=value ...]
 
 Each run has a redis-server of its own that this script starts (AOF, fsync every second) and passes with
 --redis-url, so that the replay can be read after the run: a "redis" fault SIGKILLs it and starts it again on the
@@ -89,18 +90,22 @@ def rss_mb(pid: int) -> float | None:
 
 
 class Rss:
-    """VmRSS of each process of a run: the first sample once the run is past warm-up, and the latest."""
+    """VmRSS of each process of a run: the first sample once the process is past its own warm-up (the run has
+    moved `warm_steps` env steps since the process was first seen: a restarted actor or the resumed driver warms
+    up like the first ones did), and the latest."""
 
-    def __init__(self):
+    def __init__(self, warm_steps: float):
+        self.warm_steps = warm_steps
+        self.seen_at: dict[str, float] = {}
         self.warm: dict[str, float] = {}
         self.last: dict[str, float] = {}
 
-    def sample(self, procs: dict[str, int], warm: bool) -> None:
+    def sample(self, procs: dict[str, int], steps: float) -> None:
         for key, pid in procs.items():
             mb = rss_mb(pid)
             if mb is not None:
                 self.last[key] = mb
-                if warm:
+                if steps >= self.seen_at.setdefault(key, steps) + self.warm_steps:
                     self.warm.setdefault(key, mb)
 
     def report(self) -> dict[str, dict]:
@@ -141,7 +146,7 @@ def one_run(name: str, a: argparse.Namespace, out: Path, chaos: bool) -> dict:
 
     server = EmbeddedRedis(EmbeddedRedisConfig(appendonly=True, appendfsync="everysec"))
     url = server.start()
-    sd, t0, rss = out / f"sd-{name}", time.monotonic(), Rss()
+    sd, t0, rss = out / f"sd-{name}", time.monotonic(), Rss(0.1 * a.steps)
     p = launch(name, a, out, url, resume=False)
     faults: list[dict] = []
     next_kill = t0 + a.kill_every if chaos else float("inf")
@@ -157,9 +162,8 @@ def one_run(name: str, a: argparse.Namespace, out: Path, chaos: bool) -> dict:
                 break
             time.sleep(0.5)
             steps = metric(sd, "ami_driver_env_steps") or 0.0
-            warm = steps >= 0.1 * a.steps
             rss.sample({f"driver-{p.pid}": p.pid,
-                        **{f"actor-{q}": q for q in ray_workers(b"ray::ActorWorker", name)}}, warm)
+                        **{f"actor-{q}": q for q in ray_workers(b"ray::ActorWorker", name)}}, steps)
             if redis_back_at is not None and time.monotonic() >= redis_back_at:
                 server.start()  # same port, same directory: the AOF brings the replay back
                 redis_back_at = None
@@ -231,6 +235,8 @@ def main() -> int:
     ap.add_argument("--sigterm-at", type=float, default=0.5,
                     help="SIGTERM the chaos run's driver at this share of --steps, then --resume it (0: never)")
     ap.add_argument("--parallel", action="store_true", help="run the undisturbed and the chaos run at once")
+    ap.add_argument("--runs", default="undisturbed,chaos", choices=("undisturbed,chaos", "chaos"),
+                    help="'chaos' alone gives the faulted run the whole machine")
     ap.add_argument("--out", default="")
     ap.add_argument("overrides", nargs="*", metavar="key.path=value")
     a = ap.parse_args()
@@ -238,7 +244,7 @@ def main() -> int:
     random.seed(a.seed)
     out = Path(a.out or tempfile.mkdtemp(prefix="ami-soak-"))
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [("undisturbed", False), ("chaos", True)]
+    jobs = [(n, n == "chaos") for n in a.runs.split(",")]
     with ThreadPoolExecutor(2 if a.parallel else 1) as ex:
         results = list(ex.map(lambda j: one_run(j[0], a, out, j[1]), jobs))
     print(json.dumps(results, indent=1))

@@ -65,7 +65,7 @@ RUN_FLAGS = (("--env", "env_id", {"metavar": "ID"}), ("--steps", "steps", {"type
              ("--envs-per-actor", "envs_per_actor", {"type": int, "metavar": "M"}),
              ("--seed", "seed", {"type": int, "metavar": "S"}),
              ("--backend", "backend", {"choices": ["inline", "ray"]}),
-             ("--run-dir", "run_dir", {"metavar": "DIR"}))
+             ("--run-dir", "run_dir", {"metavar": "DIR"}), ("--init-from", "init_from", {"metavar": "DIR"}))
 """`ami train` flags that set a run.* key (flag, key, argparse keywords); their help is the key's own doc line."""
 
 OVERRIDES_EPILOG = """\
@@ -126,6 +126,24 @@ def _add_train(sub) -> None:
                    help="config overrides, e.g. agent.planner.horizon=5 (see below; default: none)")
 
 
+def _add_pretrain(sub) -> None:
+    t = sub.add_parser("pretrain", help="train the world model from observation-only trajectories",
+                       description="Learn the world model by watching: observation-only episodes, latent actions "
+                                   "in place of the unseen ones; prints one JSON line. Start a run from it with "
+                                   "`ami train --init-from RUN_DIR`.")
+    t.add_argument("--data", required=True, metavar="PATH",
+                   help="a directory of .npz episodes (an 'observations' array [T+1, ...] each) or a Minari "
+                        "dataset (its directory or local id; the minari extra) (required)")
+    t.add_argument("--env", required=True, metavar="ID", help="the env the observations come from (required)")
+    t.add_argument("--updates", type=int, required=True, metavar="N", help="gradient steps (required)")
+    t.add_argument("--run-dir", required=True, metavar="DIR", help="where to write the run (required)")
+    t.add_argument("--seed", type=int, default=0, metavar="S", help="seed of weights and sampling")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr (default: show one)")
+    t.add_argument("overrides", nargs="*", metavar="key.path=value",
+                   help="config overrides as for ami train (agent.*, learner.batch_size, learner.window, "
+                        "run.device, ...; default: none)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `ami` parser; `.commands` maps each subcommand to its parser."""
     p = _Parser(prog="ami", description="JEPA world-model agent: train, evaluate, report, scale.",
@@ -140,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345, metavar="S", help="seed of the episodes' env resets")
     e.add_argument("--video", action="store_true",
                    help="also save one greedy episode as RUN_DIR/eval.mp4 (the video extra) (default: no video)")
+    _add_pretrain(sub)
     r = sub.add_parser("report", help="draw learning curves to PNG",
                        description="Draw a run's metrics.jsonl as PNGs in its run directory; prints their paths.")
     r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with metrics.jsonl")
@@ -190,6 +209,8 @@ def _train(a: argparse.Namespace) -> int:
         rd = RunDir(Path(a.resume))
         if not (rd.path / "config.yaml").exists():
             raise ConfigError(f"--resume {a.resume}: no config.yaml there")
+        if rd.pretrained.exists():
+            raise ConfigError(f"--resume {a.resume}: a pretraining run; start a run from it with --init-from")
         # its resolved agent section re-applies as overrides
         layers.append(drop_removed(rd.read_config(), str(rd.path / "config.yaml")))
     if a.config:
@@ -220,9 +241,21 @@ def _train(a: argparse.Namespace) -> int:
 
         train, where = train_inline, {}
     record = None if a.resume else to_dict(cfg, res.agent)  # config.yaml of a new run (a resumed one has its own)
+    if cfg.run.init_from and not a.resume:  # (a resumed run has its own weights)
+        from ami.cluster.pretrain import check_init
+
+        where["init"] = check_init(res, cfg.run.init_from)
     summary = train(cfg, res.agent, res.info, run, record, progress=not a.no_progress,
                     metrics_port=a.metrics_port, **where)
     print(json.dumps({"run_dir": str(run.path), **summary}))
+    return 0
+
+
+def _pretrain(a: argparse.Namespace) -> int:
+    from ami.cluster.pretrain import PretrainArgs, pretrain
+
+    layers = ({"run": {"env_id": a.env, "seed": a.seed}}, *(parse_override(o) for o in a.overrides))
+    print(json.dumps(pretrain(PretrainArgs(a.data, a.updates, a.run_dir, layers), progress=not a.no_progress)))
     return 0
 
 
@@ -273,14 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         p = build_parser()
         a, extra = p.parse_known_args(argv)
-        if a.cmd == "train":  # key=value overrides may sit anywhere between the flags
+        if a.cmd in ("train", "pretrain"):  # key=value overrides may sit anywhere between the flags
             a.overrides += [x for x in extra if "=" in x and not x.startswith("-")]
             extra = [x for x in extra if not ("=" in x and not x.startswith("-"))]
         if extra:  # said by the subcommand's parser, so the message names it
             p.commands.get(a.cmd, p).error(f"unrecognized arguments: {' '.join(extra)}")
         if a.cmd is None:
             p.error(f"no command given: choose one of {', '.join(p.commands)} (ami --help says what each does)")
-        return {"train": _train, "eval": _eval, "report": _report, "scale": _scale,
+        return {"train": _train, "pretrain": _pretrain, "eval": _eval, "report": _report, "scale": _scale,
                 "prometheus-config": _prometheus_config}[a.cmd](a)
     except ConfigError as e:
         print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message

@@ -41,6 +41,9 @@ class RunConfig:
     action_repeat: int = 1
     """Simulator steps per decision, rewards summed. The env's default layer sets 2 for DMC ids (TD-MPC2's and
     MR.Q's protocol); steps, eval_every and log_every count decisions."""
+    init_from: str = ""
+    """Run directory of an `ami pretrain` run to start from: its world-model weights and agent section (a layer
+    under the user's own); empty: a fresh agent. A resumed run continues from its own checkpoint instead."""
     steps: int = 20000
     """Total env steps to collect (decisions: an env step as the agent sees it, after action repeat)."""
     seed: int = 0

@@ -15,6 +15,7 @@ import torch
 
 from ami.actors.runner import EpisodeRunner, RunnerPlace, TimedAgent, evaluate, runner_seed
 from ami.agent.agent import Agent
+from ami.agent.pretrain import load_pretrained, pretrained_from_bytes
 from ami.cluster.bookkeeping import RunBook
 from ami.cluster.config import TrainConfig, env_spec
 from ami.cluster.envinfo import EnvInfo
@@ -39,7 +40,7 @@ def seed_everything(seed: int) -> None:
 
 
 def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record: dict | None = None,
-                 progress: bool = True, metrics_port: int | None = None) -> dict:
+                 progress: bool = True, metrics_port: int | None = None, init: bytes | None = None) -> dict:
     """Train for cfg.run.steps env steps; writes the run directory (`record`: config.yaml of a new run, None:
     resume from its checkpoint) and returns the summary. Exports the same driver, actor and learner metrics as a
     Ray run (the driver's endpoint on `metrics_port` when given)."""
@@ -50,7 +51,7 @@ def train_inline(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record
     run.create()
     book = RunBook(cfg, run, state["counters"] if state else None, backend="inline")
     seed_everything(runner_seed(r.seed, 0, book.env_steps))  # a resumed run draws new episodes, noise and batches
-    backend = InlineBackend(cfg, agent_cfg, info, run, book, state, metrics_port)
+    backend = InlineBackend(cfg, agent_cfg, info, run, book, state, metrics_port, init)
     try:  # endpoints down and the run's discovery file removed however the run ends
         return drive(cfg, run, book, backend, record, progress)
     finally:
@@ -64,10 +65,12 @@ class InlineBackend:
     learner_up = True
 
     def __init__(self, cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, book: RunBook, state: dict | None,
-                 metrics_port: int | None):
+                 metrics_port: int | None, init: bytes | None = None):
         r = cfg.run
         self.cfg = cfg
         self.agent = Agent(info.observation_space, info.action_space, agent_cfg, device=r.device)
+        if init is not None and not state:  # a pretraining run's world model (ami train --init-from)
+            load_pretrained(self.agent, pretrained_from_bytes(init))
         seed = runner_seed(r.seed, 0, book.env_steps)
         self.replay = LocalReplay(r.replay_capacity, seed=seed)
         self.obs = InlineMetrics(run.path.name, r.env_id, metrics_port)

@@ -40,16 +40,17 @@ from ami.memory.run_keys import RunKeys
 
 def train_ray(cfg: TrainConfig, agent_cfg, info: EnvInfo, run: RunDir, record: dict | None = None,
               progress: bool = True, redis_url: str | None = None, ray_addr: str | None = None,
-              metrics_port: int | None = None) -> dict:
+              metrics_port: int | None = None, init: bytes | None = None) -> dict:
     """Train with Ray actors and a Ray learner on a Redis replay (`record`: config.yaml of a new run, None:
-    resume from its checkpoint); returns the summary (also in summary.json)."""
+    resume from its checkpoint; `init`: a pretraining checkpoint to start from); returns the summary (also in
+    summary.json)."""
     found = run.read_checkpoint(checkpoint_state) if record is None else None
     ckpt = found[0] if found else None
     services = Services(redis_url, ray_addr, cfg.runtime.num_cpus, cfg.runtime.redis_aof).start()
     try:
         run.create()
         book = RunBook(cfg, run, found[1]["counters"] if found else None, backend="ray")
-        backend = RayBackend(cfg, info, run, agent_cfg, services, book, ckpt, metrics_port)
+        backend = RayBackend(cfg, info, run, agent_cfg, services, book, ckpt, metrics_port, init)
         try:
             return drive(cfg, run, book, backend, record, progress)
         finally:
@@ -62,7 +63,7 @@ class RayBackend:
     """One run's actors, learner and evaluator, polled by the driver loop (cluster.loop.Backend)."""
 
     def __init__(self, cfg: TrainConfig, info: EnvInfo, run: RunDir, agent_cfg, services: Services,
-                 book: RunBook, ckpt: bytes | None, metrics_port: int | None = None):
+                 book: RunBook, ckpt: bytes | None, metrics_port: int | None = None, init: bytes | None = None):
         r, rt = cfg.run, cfg.runtime
         self.cfg, self.info, self.run, self.agent_cfg = cfg, info, run, agent_cfg
         self.services, self.ckpt0, self.book = services, ckpt, book
@@ -70,6 +71,7 @@ class RayBackend:
         # Ray re-reads constructor arguments when it restarts an actor, and bytes passed inline (megabytes, so
         # Ray stores them) were freed once the learner was up, so a resumed run's learner could never restart
         self.ckpt_ref = ray.put(ckpt) if ckpt is not None else None
+        self.init_ref = ray.put(init) if init is not None and ckpt is None else None  # (held likewise)
         self.obs = RunObserver(run.path.name, r.env_id, metrics_port, services.metrics_bind)
         self.fresh = ckpt is None
         self.env_steps = book.env_steps
@@ -109,7 +111,7 @@ class RayBackend:
         return LearnerActor.options(num_cpus=0, num_gpus=gpus, max_restarts=RAY_RESTARTS).remote(
             self.info.observation_space, self.info.action_space, self.agent_cfg, self.cfg.learner, self.replay_cfg,
             self.services.url, device, r.seed, self.book.env_steps, rt.learner_chunk, self.ckpt_ref, r.env_id,
-            self.services.metrics_bind, self.namespace, threads=rt.learner_threads)
+            self.services.metrics_bind, self.namespace, threads=rt.learner_threads, init=self.init_ref)
 
     def _spec(self, actor_id: int) -> ActorSpec:
         r, rt, lc = self.cfg.run, self.cfg.runtime, self.cfg.learner

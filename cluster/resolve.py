@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from ami.agent.config import AgentConfig, problems
 from ami.agent.goal import goal_conditioned
 from ami.cluster.config import ConfigError, RunConfig, TrainConfig, apply, build, env_spec
 from ami.cluster.envinfo import EnvInfo, inspect_env
+from ami.cluster.rundir import RunDir
 from ami.envs.make import default_action_repeat
 
 GOAL_RANDOM_REPEAT = 8
@@ -37,7 +39,10 @@ class Resolved:
 def resolve_run(layers: list[dict]) -> Resolved:
     """The run the user's layers describe (YAML, flags, overrides; later wins); what the user set wins over the
     env's and the task's defaults."""
-    env_layer = env_defaults(str(_named(layers, ("run", "env_id"), RunConfig.env_id)))
+    env_layer = env_defaults(str(named_value(layers, ("run", "env_id"), RunConfig.env_id)))
+    init = named_value(layers, ("run", "init_from"), "")
+    if init:  # the pretraining run's agent section (its architecture), under everything the user wrote
+        layers = [init_layer(str(init)), *layers]
     cfg = build([env_layer, *layers])
     info = inspect_env(env_spec(cfg.run))
     agent = configure_agent(cfg, info)
@@ -51,7 +56,18 @@ def resolve_run(layers: list[dict]) -> Resolved:
     return Resolved(cfg, check_agent(cfg, agent, info), info)
 
 
-def _named(layers: list[dict], path: tuple[str, ...], default):
+def init_layer(path: str) -> dict:
+    """The agent section of the pretraining run (`ami pretrain`) at `path`, as a config layer."""
+    run = RunDir(Path(path))
+    if not run.pretrained.is_file():
+        raise ConfigError(f"--init-from {path}: no pretraining run there (no {run.pretrained})")
+    try:
+        return {"agent": run.read_config()["agent"]}
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"--init-from {path}: unreadable config.yaml ({' '.join(str(e).split())})") from None
+
+
+def named_value(layers: list[dict], path: tuple[str, ...], default):
     """The value the last layer naming `path` gives it (build() checks its type), else `default`."""
     for layer in reversed(layers):
         node = layer
@@ -74,7 +90,7 @@ def _unnamed(preset: dict, layers: list[dict], prefix: tuple[str, ...] = ()) -> 
             sub = _unnamed(value, layers, path)
             if sub:
                 out[key] = sub
-        elif _named(layers, path, _MISSING) is _MISSING:
+        elif named_value(layers, path, _MISSING) is _MISSING:
             out[key] = value
     return out
 

@@ -46,6 +46,11 @@ class RunDir:
     def previous_checkpoint(self) -> Path:
         return self.checkpoints / "previous.pt"
 
+    @property
+    def pretrained(self) -> Path:
+        """The weights of an `ami pretrain` run (not latest.pt: such a run is no interaction run to resume)."""
+        return self.checkpoints / "pretrained.pt"
+
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints.mkdir(exist_ok=True)

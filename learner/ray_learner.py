@@ -18,6 +18,7 @@ import ray
 import torch
 
 from ami.agent.agent import Agent
+from ami.agent.pretrain import load_pretrained, pretrained_from_bytes
 from ami.learner.learner import Learner, LearnerConfig, checkpoint_state
 from ami.memory.config import ReplayConfig
 from ami.memory.redis_replay import RedisReplay
@@ -38,12 +39,14 @@ class LearnerActor:
     def __init__(self, obs_space, action_space, agent_cfg, cfg: LearnerConfig, replay_cfg: ReplayConfig,
                  url: str, device: str, seed: int, env_steps: int = 0, chunk: int = 10,
                  checkpoint: bytes | None = None, env_id: str = "", metrics_bind: str = "0.0.0.0",
-                 run_namespace: str | None = None, threads: int = 1):
+                 run_namespace: str | None = None, threads: int = 1, init: bytes | None = None):
         torch.set_num_threads(threads)
         torch.manual_seed(seed)
         self.pm = start_process_metrics("learner", env_id, cfg=ExporterConfig(bind_host=metrics_bind))
         self.agent = Agent(obs_space, action_space, agent_cfg, device=device)
         self.replay = RedisReplay(replay_cfg, url)
+        if init is not None:  # a pretraining run's world model (ami train --init-from); a checkpoint wins over it
+            load_pretrained(self.agent, pretrained_from_bytes(init))
         self.learner = Learner(self.agent, self.replay, cfg)
         self.cfg, self.chunk = cfg, chunk
         # the run's version high-water mark (None: a learner outside a driver's run, e.g. a benchmark)

@@ -24,8 +24,9 @@ RUN = ("env_id",)
 CLIENT = ("role", "actor_id", "env_id")
 """Labels of replay-client series: every process that writes or samples keeps its own."""
 
-LOSS_TERMS = ("prediction", "variance", "covariance", "z", "cost", "done", "critic", "policy", "total")
-"""Values of the `term` label of ami_learner_loss; `Updater.step()` reports them as loss_<term>."""
+LOSS_TERMS = ("prediction", "variance", "covariance", "z", "cost", "done", "critic", "policy", "align", "total")
+"""Values of the `term` label of ami_learner_loss; `Updater.step()` reports them as loss_<term> ('align' only
+with latent actions: a run started with --init-from)."""
 
 LEVEL2_TERMS = ("prediction", "variance", "covariance", "z")
 """Values of the `term` label of ami_learner_level2_loss; `Updater.step()` reports them as l2_loss_<term>."""

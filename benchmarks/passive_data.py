@@ -1,0 +1,98 @@
+"""Observation-only data for `ami pretrain`: episodes of a scripted or random policy, actions dropped.
+
+    python benchmarks/passive_data.py --env Pendulum-v1 --episodes 50 --policy scripted --out data/pendulum-watch
+    python benchmarks/passive_data.py --env Pendulum-v1 --episodes 50 --minari ami/pendulum-watch-v0
+
+--out writes one .npz per episode with an `observations` array [T+1, obs_dim] (the format memory/passive.py
+reads); --minari creates a local Minari dataset of that id instead (the minari extra), whose action column
+`ami pretrain` ignores. Policies: 'random' (uniform actions) and 'scripted' (Pendulum-v1: energy pumping toward
+the top, the passive-observation benchmark's "someone else swinging the pendulum"; other envs: random).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scripted_pendulum(obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pump energy toward the upright (E = 0 there) with some noise: swings of every amplitude get seen."""
+    cos, _, vel = obs
+    energy = 0.5 * vel ** 2 + 10.0 * (cos - 1.0)  # (g = 10, m = l = 1), 0 at rest upright
+    push = np.sign(vel * -energy) if abs(vel) > 1e-3 else 1.0
+    return np.clip(2.0 * push + rng.normal(0, 0.5), -2.0, 2.0).astype(np.float32)[None]
+
+
+def episodes(env_id: str, n: int, policy: str, seed: int) -> list[np.ndarray]:
+    """`n` episodes' observations [T+1, ...]."""
+    import gymnasium as gym
+
+    env, rng, out = gym.make(env_id), np.random.default_rng(seed), []
+    env.action_space.seed(seed)
+    for e in range(n):
+        obs, _ = env.reset(seed=seed + e)
+        seen, done = [obs], False
+        while not done:
+            if policy == "scripted" and env_id.startswith("Pendulum"):
+                a = scripted_pendulum(obs, rng)
+            else:
+                a = env.action_space.sample()
+            obs, _, term, trunc, _ = env.step(a)
+            seen.append(obs)
+            done = term or trunc
+        out.append(np.asarray(seen, np.float32))
+    env.close()
+    return out
+
+
+def write_minari(env_id: str, n: int, seed: int, dataset_id: str) -> None:
+    """A local Minari dataset (HDF5) of `n` random-policy episodes; Minari stores actions, pretraining drops them."""
+    import gymnasium as gym
+    from minari import create_dataset_from_buffers
+    from minari.data_collector.episode_buffer import EpisodeBuffer
+
+    env, buffers = gym.make(env_id), []
+    env.action_space.seed(seed)
+    for e in range(n):
+        obs, _ = env.reset(seed=seed + e)
+        seen, acts, rews, terms, truncs = [obs], [], [], [], []
+        while not (terms and (terms[-1] or truncs[-1])):
+            a = env.action_space.sample()
+            obs, r, term, trunc, _ = env.step(a)
+            seen.append(obs), acts.append(a), rews.append(r), terms.append(term), truncs.append(trunc)
+        buffers.append(EpisodeBuffer(id=e, seed=seed + e, observations=np.asarray(seen), actions=np.asarray(acts),
+                                     rewards=rews, terminations=terms, truncations=truncs))
+    create_dataset_from_buffers(dataset_id, buffers, env=env_id, eval_env=env_id, algorithm_name="random",
+                                data_format="hdf5")
+    env.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--env", default="Pendulum-v1")
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--policy", choices=("random", "scripted"), default="scripted")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="", help="directory of .npz episodes to write")
+    ap.add_argument("--minari", default="", metavar="ID", help="create a local Minari dataset of this id instead")
+    a = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if a.minari:
+        write_minari(a.env, a.episodes, a.seed, a.minari)
+        print(a.minari)
+        return 0
+    out = Path(a.out or f"data/{a.env.replace('/', '_')}-{a.policy}")
+    out.mkdir(parents=True, exist_ok=True)
+    for i, obs in enumerate(episodes(a.env, a.episodes, a.policy, a.seed)):
+        np.savez(out / f"episode-{i:05d}.npz", observations=obs)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

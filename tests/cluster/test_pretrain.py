@@ -1,0 +1,151 @@
+"""`ami pretrain` (learning by watching) and `ami train --init-from`: observation-only data from an .npz directory or
+a Minari dataset trains the world model, a run started from it begins with those weights on both backends, and
+bad input exits 2 with one line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from ami.cluster.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["learner.batch_size=32", "run.plan_evals=64"]
+
+
+def _npz_episodes(out: Path, env_id: str = "Pendulum-v1", n: int = 6, seed: int = 0) -> Path:
+    """Random-policy episodes as the README's .npz format (with an `actions` array pretraining must ignore)."""
+    out.mkdir(parents=True, exist_ok=True)
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    for e in range(n):
+        obs, _ = env.reset(seed=seed + e)
+        seen, done = [obs], False
+        while not done:
+            obs, _, term, trunc, _ = env.step(env.action_space.sample())
+            seen.append(obs)
+            done = term or trunc
+        np.savez(out / f"ep{e}.npz", observations=np.asarray(seen), actions=np.zeros((len(seen) - 1, 1)))
+    return out
+
+
+def _state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)["agent"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("pretrain")
+    run = base / "pre"
+    assert main(["pretrain", "--data", str(_npz_episodes(base / "data")), "--env", "Pendulum-v1", "--updates", "150",
+                 "--run-dir", str(run), "--no-progress", "run.log_every=50", *SMALL]) == 0
+    return run
+
+
+def test_pretraining_learns_the_dynamics_with_latent_actions(pretrained: Path) -> None:
+    s = json.loads((pretrained / "summary.json").read_text())
+    assert s["kind"] == "pretrain" and s["updates"] == 150 and s["episodes"] == 6 and s["transitions"] == 1200
+    lines = [json.loads(x) for x in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    assert [x["updates"] for x in lines] == [50, 100, 150]
+    assert lines[-1]["loss_prediction"] < 0.5 * lines[0]["loss_prediction"], lines
+    cfg = yaml.safe_load((pretrained / "config.yaml").read_text())
+    assert cfg["agent"]["world_model"]["latent_action_dim"] == 1  # one per action dimension
+    state = _state(pretrained / "checkpoints" / "pretrained.pt")
+    assert any(k.startswith("world_model.action_posterior.") for k in state)
+    assert any(k.startswith("world_model.action_adapter.") for k in state)
+    assert not (pretrained / "checkpoints" / "latest.pt").exists()
+
+
+@pytest.mark.parametrize("backend", ["inline", "ray"])
+def test_a_run_started_from_it_begins_with_its_world_model(request, pretrained: Path, tmp_path: Path,
+                                                           backend: str) -> None:
+    """No update happens in these 60 steps (warm-up 1000), so the run's final checkpoint holds the weights it
+    started from: the world model is the pretrained one, the reward-side modules are new (another seed)."""
+    run = tmp_path / "run"
+    args = ["train", "--env", "Pendulum-v1", "--backend", backend, "--steps", "60", "--seed", "1", "--init-from",
+            str(pretrained),
+            "--run-dir", str(run), "--no-progress", "learner.warmup_steps=1000", "run.eval_episodes=1", *SMALL]
+    if backend == "ray":
+        request.getfixturevalue("ray_cluster")
+        args += ["--redis-url", request.getfixturevalue("redis_server").url]
+    assert main(args) == 0
+    start, got = _state(pretrained / "checkpoints" / "pretrained.pt"), _state(run / "checkpoints" / "latest.pt")
+    wm = [k for k in start if k.startswith("world_model.")]
+    assert wm and all(torch.equal(start[k], got[k]) for k in wm)
+    assert not all(torch.equal(start[k], got[k]) for k in start if k.startswith("critic."))
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["run"]["init_from"] == str(pretrained) and cfg["agent"]["world_model"]["latent_action_dim"] == 1
+
+
+def test_interaction_updates_align_real_actions_with_the_latent_ones(pretrained: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--env", "Pendulum-v1", "--backend", "inline", "--steps", "400", "--init-from",
+                 str(pretrained), "--run-dir", str(run), "--no-progress", "learner.warmup_steps=100",
+                 "run.log_every=100", "run.eval_every=1000", "run.eval_episodes=1", *SMALL]) == 0
+    align = [json.loads(x).get("loss_align") for x in (run / "metrics.jsonl").read_text().splitlines()]
+    align = [a for a in align if a is not None]
+    assert len(align) >= 3 and align[-1] < 0.5 * align[0], align
+
+
+def test_a_minari_dataset_by_id_and_by_directory(tmp_path: Path) -> None:
+    pytest.importorskip("minari")
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path / "minari"), "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "passive_data.py"), "--episodes", "3", "--minari",
+                    "ami/pendulum-random-v0"], env=env, check=True, capture_output=True, timeout=120)
+    os.environ["MINARI_DATASETS_PATH"] = env["MINARI_DATASETS_PATH"]
+    try:
+        for i, data in enumerate(["ami/pendulum-random-v0", str(tmp_path / "minari" / "ami" / "pendulum-random-v0")]):
+            assert main(["pretrain", "--data", data, "--env", "Pendulum-v1", "--updates", "5", "--run-dir",
+                         str(tmp_path / f"run{i}"), "--no-progress", *SMALL]) == 0
+            s = json.loads((tmp_path / f"run{i}" / "summary.json").read_text())
+            assert s["episodes"] == 3 and s["transitions"] == 600
+    finally:
+        del os.environ["MINARI_DATASETS_PATH"]
+
+
+def _bad_data(base: Path) -> dict[str, Path]:
+    out = {"cartpole": _npz_episodes(base / "cartpole", "CartPole-v1", n=2)}
+    (base / "noobs").mkdir()
+    np.savez(base / "noobs" / "e.npz", frames=np.zeros((5, 3)))
+    (base / "pickled").mkdir()
+    np.save(base / "pickled" / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    os.rename(base / "pickled" / "x.npy", base / "pickled" / "e.npz")
+    (base / "short").mkdir()
+    np.savez(base / "short" / "e.npz", observations=np.zeros((1, 3), np.float32))
+    return {**out, "noobs": base / "noobs", "pickled": base / "pickled", "short": base / "short"}
+
+
+@pytest.mark.parametrize("case", ["missing", "cartpole", "noobs", "pickled", "short", "belief", "updates"])
+def test_bad_pretraining_input_exits_2_with_one_line(tmp_path: Path, capsys, case: str) -> None:
+    data = _bad_data(tmp_path)
+    path = {"missing": tmp_path / "nowhere" / "data"}.get(case, data.get(case, data["cartpole"]))
+    env = "Pendulum-v1" if case != "belief" else "CartPole-v1"
+    extra = {"belief": ["agent.belief=on"], "updates": ["--updates", "0"]}.get(case, [])
+    args = ["pretrain", "--data", str(path), "--env", env, "--updates", "5", "--run-dir", str(tmp_path / "out"),
+            "--no-progress", *extra]
+    assert main(args) == 2
+    lines = [s for s in capsys.readouterr().err.splitlines() if s.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ami: error:"), lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_init_from_exits_2_with_one_line_and_writes_nothing(pretrained: Path, tmp_path: Path, capsys) -> None:
+    cases = [["--env", "Pendulum-v1", "--init-from", str(tmp_path / "nowhere")],
+             ["--env", "MountainCarContinuous-v0", "--init-from", str(pretrained)],  # another observation space
+             ["--resume", str(pretrained)]]
+    for args in cases:
+        assert main(["train", "--backend", "inline", "--steps", "10", "--run-dir", str(tmp_path / "out"),
+                     "--no-progress", *args]) == 2, args
+        lines = [s for s in capsys.readouterr().err.splitlines() if s.strip()]
+        assert len(lines) == 1 and lines[0].startswith("ami: error:"), (args, lines)
+        assert not (tmp_path / "out").exists()
