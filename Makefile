@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0  # the CPU build; a looser pin pulls a multi-GB CUDA build
-	$(BIN)/pip install -q -e '.[dev,mujoco,dmc,bench,video]'  # MuJoCo, DMC, SB3 SAC (benchmarks/), MP4
+	$(BIN)/pip install -q -e '.[dev,mujoco,dmc,bench,video,minari]'  # MuJoCo, DMC, SB3 SAC (benchmarks/), MP4, Minari
 	touch $(STAMP)
 
 setup: services $(STAMP)
