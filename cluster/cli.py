@@ -1,4 +1,4 @@
-"""`ami train | eval | report | scale` (docs/contracts.md). Config errors print one line on stderr and exit 2
+"""`ami train | pretrain | eval | report | scale` (docs/contracts.md). Config errors print one line on stderr and exit 2
 before anything is started or written."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from ami.cluster.config import ConfigError, RunFailed, load_yaml, parse_override, to_dict
+from ami.cluster.pretrain_cli import add_pretrain, run_pretrain
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
@@ -126,24 +127,6 @@ def _add_train(sub) -> None:
                    help="config overrides, e.g. agent.planner.horizon=5 (see below; default: none)")
 
 
-def _add_pretrain(sub) -> None:
-    t = sub.add_parser("pretrain", help="train the world model from observation-only trajectories",
-                       description="Learn the world model by watching: observation-only episodes, latent actions "
-                                   "in place of the unseen ones; prints one JSON line. Start a run from it with "
-                                   "`ami train --init-from RUN_DIR`.")
-    t.add_argument("--data", required=True, metavar="PATH",
-                   help="a directory of .npz episodes (an 'observations' array [T+1, ...] each) or a Minari "
-                        "dataset (its directory or local id; the minari extra) (required)")
-    t.add_argument("--env", required=True, metavar="ID", help="the env the observations come from (required)")
-    t.add_argument("--updates", type=int, required=True, metavar="N", help="gradient steps (required)")
-    t.add_argument("--run-dir", required=True, metavar="DIR", help="where to write the run (required)")
-    t.add_argument("--seed", type=int, default=0, metavar="S", help="seed of weights and sampling")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr (default: show one)")
-    t.add_argument("overrides", nargs="*", metavar="key.path=value",
-                   help="config overrides as for ami train (agent.*, learner.batch_size, learner.window, "
-                        "run.device, ...; default: none)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The `ami` parser; `.commands` maps each subcommand to its parser."""
     p = _Parser(prog="ami", description="JEPA world-model agent: train, evaluate, report, scale.",
@@ -158,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=12345, metavar="S", help="seed of the episodes' env resets")
     e.add_argument("--video", action="store_true",
                    help="also save one greedy episode as RUN_DIR/eval.mp4 (the video extra) (default: no video)")
-    _add_pretrain(sub)
+    add_pretrain(sub)
     r = sub.add_parser("report", help="draw learning curves to PNG",
                        description="Draw a run's metrics.jsonl as PNGs in its run directory; prints their paths.")
     r.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with metrics.jsonl")
@@ -251,14 +234,6 @@ def _train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _pretrain(a: argparse.Namespace) -> int:
-    from ami.cluster.pretrain import PretrainArgs, pretrain
-
-    layers = ({"run": {"env_id": a.env, "seed": a.seed}}, *(parse_override(o) for o in a.overrides))
-    print(json.dumps(pretrain(PretrainArgs(a.data, a.updates, a.run_dir, layers), progress=not a.no_progress)))
-    return 0
-
-
 def _check_sd_dir() -> Path:
     """This user's discovery directory, checked before a run starts (nothing written when it is unsafe)."""
     from ami.telemetry.discovery import UnsafeDirectory, checked_sd_dir
@@ -313,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             p.commands.get(a.cmd, p).error(f"unrecognized arguments: {' '.join(extra)}")
         if a.cmd is None:
             p.error(f"no command given: choose one of {', '.join(p.commands)} (ami --help says what each does)")
-        return {"train": _train, "pretrain": _pretrain, "eval": _eval, "report": _report, "scale": _scale,
+        return {"train": _train, "pretrain": run_pretrain, "eval": _eval, "report": _report, "scale": _scale,
                 "prometheus-config": _prometheus_config}[a.cmd](a)
     except ConfigError as e:
         print(f"ami: error: {' '.join(str(e).split())}", file=sys.stderr)  # one line, whatever the message
