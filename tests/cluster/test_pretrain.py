@@ -47,16 +47,16 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 def pretrained(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pretrain")
     run = base / "pre"
-    assert main(["pretrain", "--data", str(_npz_episodes(base / "data")), "--env", "Pendulum-v1", "--updates", "150",
-                 "--run-dir", str(run), "--no-progress", "run.log_every=50", *SMALL]) == 0
+    assert main(["pretrain", "--data", str(_npz_episodes(base / "data")), "--env", "Pendulum-v1", "--updates", "600",
+                 "--run-dir", str(run), "--no-progress", "run.log_every=200", *SMALL]) == 0
     return run
 
 
 def test_pretraining_learns_the_dynamics_with_latent_actions(pretrained: Path) -> None:
     s = json.loads((pretrained / "summary.json").read_text())
-    assert s["kind"] == "pretrain" and s["updates"] == 150 and s["episodes"] == 6 and s["transitions"] == 1200
+    assert s["kind"] == "pretrain" and s["updates"] == 600 and s["episodes"] == 6 and s["transitions"] == 1200
     lines = [json.loads(x) for x in (pretrained / "metrics.jsonl").read_text().splitlines()]
-    assert [x["updates"] for x in lines] == [50, 100, 150]
+    assert [x["updates"] for x in lines] == [200, 400, 600]
     assert lines[-1]["loss_prediction"] < 0.5 * lines[0]["loss_prediction"], lines
     cfg = yaml.safe_load((pretrained / "config.yaml").read_text())
     assert cfg["agent"]["world_model"]["latent_action_dim"] == 1  # one per action dimension
@@ -87,14 +87,39 @@ def test_a_run_started_from_it_begins_with_its_world_model(request, pretrained: 
     assert cfg["run"]["init_from"] == str(pretrained) and cfg["agent"]["world_model"]["latent_action_dim"] == 1
 
 
+def _align_error(agent, seed: int = 7) -> float:
+    """Mean ||A(a) - E[q(u | s, s')]||^2 over held-out random-policy Pendulum steps."""
+    env = gym.make("Pendulum-v1")
+    env.action_space.seed(seed)
+    obs, _ = env.reset(seed=seed)
+    seen, acts = [obs], []
+    for _ in range(400):
+        acts.append(env.action_space.sample())
+        obs, _, term, trunc, _ = env.step(acts[-1])
+        seen.append(obs)
+        if term or trunc:
+            break
+    wm = agent.world_model
+    with torch.no_grad():
+        s = wm.encode(torch.as_tensor(np.asarray(seen)))
+        _, mu, _ = wm.infer_action(s[:-1], s[1:])
+        return float((wm.action_adapter(agent.action.to_model(np.asarray(acts), "cpu")) - mu).pow(2).mean())
+
+
 def test_interaction_updates_align_real_actions_with_the_latent_ones(pretrained: Path, tmp_path: Path) -> None:
+    """The adapter starts untrained; 200 interaction updates map real actions onto the latent actions the
+    pretrained inverse model sees (measured here: 0.21 -> 0.07)."""
+    from ami.cluster.evaluate import load_agent
+
     run = tmp_path / "run"
-    assert main(["train", "--env", "Pendulum-v1", "--backend", "inline", "--steps", "400", "--init-from",
-                 str(pretrained), "--run-dir", str(run), "--no-progress", "learner.warmup_steps=100",
-                 "run.log_every=100", "run.eval_every=1000", "run.eval_episodes=1", *SMALL]) == 0
-    align = [json.loads(x).get("loss_align") for x in (run / "metrics.jsonl").read_text().splitlines()]
-    align = [a for a in align if a is not None]
-    assert len(align) >= 3 and align[-1] < 0.5 * align[0], align
+    assert main(["train", "--env", "Pendulum-v1", "--backend", "inline", "--steps", "250", "--init-from",
+                 str(pretrained), "--run-dir", str(run), "--no-progress", "learner.warmup_steps=50",
+                 "run.eval_every=1000", "run.eval_episodes=1", *SMALL]) == 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all("loss_align" in x for x in lines if "loss_prediction" in x)
+    before = _align_error(load_agent(pretrained / "checkpoints" / "pretrained.pt")[0])
+    after = _align_error(load_agent(run)[0])
+    assert after < 0.75 * before, (before, after)
 
 
 def test_a_minari_dataset_by_id_and_by_directory(tmp_path: Path) -> None:
