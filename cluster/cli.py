@@ -188,14 +188,19 @@ def _train(a: argparse.Namespace) -> int:
     from ami.cluster.rundir import RunDir, default_path
 
     layers: list[dict] = []
+    if a.resume and a.init_from:
+        raise ConfigError("--resume continues from the run's own checkpoint: --init-from does not apply")
     if a.resume:
         rd = RunDir(Path(a.resume))
         if not (rd.path / "config.yaml").exists():
             raise ConfigError(f"--resume {a.resume}: no config.yaml there")
         if rd.pretrained.exists():
             raise ConfigError(f"--resume {a.resume}: a pretraining run; start a run from it with --init-from")
-        # its resolved agent section re-applies as overrides
-        layers.append(drop_removed(rd.read_config(), str(rd.path / "config.yaml")))
+        # its resolved agent section re-applies as overrides; its weights are in its checkpoint, so the run it
+        # was started from (--init-from) is not read again (and need not exist any more)
+        recorded = drop_removed(rd.read_config(), str(rd.path / "config.yaml"))
+        recorded.get("run", {}).pop("init_from", None)
+        layers.append(recorded)
     if a.config:
         layers.append(load_yaml(a.config))
     flags = {key: getattr(a, key) for _, key, _ in RUN_FLAGS if getattr(a, key) is not None}

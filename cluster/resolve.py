@@ -56,13 +56,19 @@ def resolve_run(layers: list[dict]) -> Resolved:
     return Resolved(cfg, check_agent(cfg, agent, info), info)
 
 
+INIT_SECTIONS = ("encoder", "world_model")
+"""What a run started with --init-from takes from the pretraining run's agent section: what its weights are the
+weights of (the planner, cost and optimiser stay the configurator's and the user's)."""
+
+
 def init_layer(path: str) -> dict:
-    """The agent section of the pretraining run (`ami pretrain`) at `path`, as a config layer."""
+    """The world model's architecture of the pretraining run (`ami pretrain`) at `path`, as a config layer."""
     run = RunDir(Path(path))
     if not run.pretrained.is_file():
         raise ConfigError(f"--init-from {path}: no pretraining run there (no {run.pretrained})")
     try:
-        return {"agent": run.read_config()["agent"]}
+        agent = run.read_config()["agent"]
+        return {"agent": {k: agent[k] for k in INIT_SECTIONS}}
     except (OSError, KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"--init-from {path}: unreadable config.yaml ({' '.join(str(e).split())})") from None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +86,17 @@ def test_a_run_started_from_it_begins_with_its_world_model(request, pretrained: 
     assert not all(torch.equal(start[k], got[k]) for k in start if k.startswith("critic."))
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     assert cfg["run"]["init_from"] == str(pretrained) and cfg["agent"]["world_model"]["latent_action_dim"] == 1
+
+
+def test_a_resumed_run_needs_the_pretraining_run_no_more(pretrained: Path, tmp_path: Path) -> None:
+    shutil.copytree(pretrained, tmp_path / "pre")
+    run, common = tmp_path / "run", ["--backend", "inline", "--no-progress", "learner.warmup_steps=1000",
+                                     "run.eval_episodes=1", *SMALL]
+    assert main(["train", "--env", "Pendulum-v1", "--steps", "30", "--init-from", str(tmp_path / "pre"),
+                 "--run-dir", str(run), *common]) == 0
+    shutil.rmtree(tmp_path / "pre")  # its weights are in the run's checkpoint now
+    assert main(["train", "--resume", str(run), "--steps", "60", *common]) == 0
+    assert json.loads((run / "summary.json").read_text())["env_steps"] == 60
 
 
 def _align_error(agent, seed: int = 7) -> float:
@@ -167,7 +179,8 @@ def test_bad_pretraining_input_exits_2_with_one_line(tmp_path: Path, capsys, cas
 def test_bad_init_from_exits_2_with_one_line_and_writes_nothing(pretrained: Path, tmp_path: Path, capsys) -> None:
     cases = [["--env", "Pendulum-v1", "--init-from", str(tmp_path / "nowhere")],
              ["--env", "MountainCarContinuous-v0", "--init-from", str(pretrained)],  # another observation space
-             ["--resume", str(pretrained)]]
+             ["--resume", str(pretrained)],
+             ["--resume", str(tmp_path), "--init-from", str(pretrained)]]
     for args in cases:
         assert main(["train", "--backend", "inline", "--steps", "10", "--run-dir", str(tmp_path / "out"),
                      "--no-progress", *args]) == 2, args

@@ -1,0 +1,115 @@
+"""Linear probes of what pretraining by watching gives the encoder (Pendulum-v1, random torques). Not run in CI.
+
+    PYTHONPATH=. python benchmarks/passive_probe.py --pretrain-updates 2000 --interaction-updates 300 \\
+        --episodes 40 --seeds 0,1,2
+
+Per seed: a world model pretrained on --episodes observation-only episodes (agent/pretrain.py, batch 64, window
+3), and one trained from scratch on interaction (agent/update.py on 500 random-play steps, batch 64). A least-squares
+probe maps [s_t, a_t] to o_t+1 on half of 6 held-out episodes and is scored on the other half: the error per
+observation dimension over that dimension's variance, averaged (0 = perfect, 1 = no better than the mean).
+Printed: the pretrained model before and after --interaction-updates updates, the scratch model after them, a
+random encoder; and R^2 of the real action from the inferred latent action (pretrained model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def play(env, episodes: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng, out = np.random.default_rng(seed), []
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed * 1000 + e)
+        seen, acts = [obs], []
+        for _ in range(200):
+            a = rng.uniform(-2, 2, 1).astype(np.float32)
+            obs, *_ = env.step(a)
+            seen.append(obs)
+            acts.append(a / 2)  # model units
+        out.append((np.asarray(seen, np.float32), np.asarray(acts)))
+    return out
+
+
+def lstsq_error(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised held-out error of a least-squares map x -> y (fit on the first half, scored on the second)."""
+    x = np.c_[x, np.ones(len(x))]
+    n = len(y) // 2
+    w = np.linalg.lstsq(x[:n], y[:n], rcond=None)[0]
+    return float((((x[n:] @ w - y[n:]) ** 2).mean(0) / y[n:].var(0)).mean())
+
+
+def next_obs_error(agent, episodes) -> float:
+    with torch.no_grad():
+        x = np.concatenate([np.c_[agent.world_model.encode(torch.as_tensor(o[:-1])).numpy(), a] for o, a in episodes])
+    return lstsq_error(x, np.concatenate([o[1:] for o, _ in episodes]))
+
+
+def action_r2(agent, episodes) -> float:
+    wm = agent.world_model
+    with torch.no_grad():
+        s = [wm.encode(torch.as_tensor(o)) for o, _ in episodes]
+        u = np.concatenate([wm.infer_action(x[:-1], x[1:])[1].numpy() for x in s])
+    return 1.0 - lstsq_error(u, np.concatenate([a for _, a in episodes]))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pretrain-updates", type=int, default=2000)
+    ap.add_argument("--interaction-updates", type=int, default=300)
+    ap.add_argument("--episodes", type=int, default=40)
+    ap.add_argument("--seeds", default="0,1,2")
+    a = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    import gymnasium as gym
+
+    from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
+    from ami.agent.agent import Agent
+    from ami.agent.configurator import ComputeBudget, configure
+    from ami.agent.pretrain import PassiveUpdater
+    from ami.agent.update import Updater
+    from ami.memory.local import LocalReplay
+    from ami.memory.passive import Windows
+    from tests.agent.helpers import batch_dict
+
+    torch.set_num_threads(1)
+    env = gym.make("Pendulum-v1")
+
+    def agent(latent: int, seed: int):
+        torch.manual_seed(seed)
+        cfg = configure(env.observation_space, env.action_space, budget=ComputeBudget(plan_evals=256))
+        wm = dataclasses.replace(cfg.world_model, latent_action_dim=latent)
+        return Agent(env.observation_space, env.action_space, dataclasses.replace(cfg, world_model=wm))
+
+    held_out = play(env, 6, 99)
+    for seed in (int(s) for s in a.seeds.split(",")):
+        pre = agent(1, seed)
+        upd = PassiveUpdater(pre.world_model, pre.cfg.optim.lr, pre.cfg.optim.grad_clip, pre.device)
+        windows = Windows([o for o, _ in play(env, a.episodes, seed)], 4, seed)
+        for _ in range(a.pretrain_updates):
+            upd.step(windows.sample(64))
+        row = {"seed": seed, "pretrained": next_obs_error(pre, held_out), "action_r2": action_r2(pre, held_out)}
+        replay, scratch = LocalReplay(4000, seed=seed), agent(0, seed)
+        runner = EpisodeRunner("Pendulum-v1", scratch, RunnerConfig(), replay.add, RunnerPlace(num_envs=2, seed=seed))
+        runner.step(500, random=True)
+        runner.flush_all()
+        for name, ag in (("pretrained+interaction", pre), ("scratch", scratch)):
+            u = Updater(ag)
+            for _ in range(a.interaction_updates):
+                u.step(batch_dict(replay, 64, 3))
+            row[name] = next_obs_error(ag, held_out)
+        row["random_encoder"] = next_obs_error(agent(0, seed + 50), held_out)
+        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
