@@ -69,40 +69,16 @@ def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
     run = RunDir(Path(a.run_dir))
     if (run.path / "summary.json").exists() or run.latest_checkpoint.exists() or run.pretrained.exists():
         raise ConfigError(f"run directory {run.path} already holds a run")
-    try:
-        episodes = load_observations(a.data)
-    except PassiveDataError as e:
-        raise ConfigError(str(e)) from None
-    shape = getattr(info.observation_space, "shape", None)
-    if episodes[0].shape[1:] != shape:
-        raise ConfigError(f"--data observations have shape {episodes[0].shape[1:]}, {info.env_id} has {shape}")
-    try:
-        windows = Windows(episodes, cfg.learner.window + 1, cfg.run.seed)
-    except PassiveDataError as e:
-        raise ConfigError(str(e)) from None
+    windows = _windows(a.data, res)
     torch.manual_seed(cfg.run.seed)
     if cfg.run.torch_threads:
         torch.set_num_threads(cfg.run.torch_threads)
     agent = Agent(info.observation_space, info.action_space, res.agent, device=cfg.run.device)
-    opt = res.agent.optim
-    upd = PassiveUpdater(agent.world_model, opt.lr, opt.grad_clip, agent.device)
+    upd = PassiveUpdater(agent.world_model, res.agent.optim.lr, res.agent.optim.grad_clip, agent.device)
     run.create()
     run.write_config(to_dict(cfg, res.agent))
-    t0, sums, last = time.perf_counter(), {}, {}
-    bar = _bar(a.updates, progress)
-    for i in range(1, a.updates + 1):
-        m = upd.step(windows.sample(cfg.learner.batch_size))
-        for k, v in m.items():
-            sums[k] = sums.get(k, 0.0) + v
-        if i % cfg.run.log_every == 0 or i == a.updates:
-            n = cfg.run.log_every if i % cfg.run.log_every == 0 else i % cfg.run.log_every
-            last = {k: v / n for k, v in sums.items()}
-            run.append_metrics({"updates": i, "wall_seconds": time.perf_counter() - t0, **last})
-            sums = {}
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+    t0 = time.perf_counter()
+    last = _train(upd, windows, a.updates, cfg, run, progress)
     buf = io.BytesIO()
     torch.save({"agent": agent.state_dict(), "counters": {"updates": a.updates}}, buf)
     run.write(str(run.pretrained.relative_to(run.path)), buf.getvalue())
@@ -112,6 +88,37 @@ def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
     # not write_summary: its keys are an interaction run's (env steps, evaluation), which this run has none of
     run.write("summary.json", json.dumps(summary, indent=2) + "\n")
     return {"run_dir": str(run.path), **summary}
+
+
+def _windows(data: str, res: Resolved) -> Windows:
+    """The data as windows of learner.window steps; ConfigError when it is unusable for this env."""
+    try:
+        episodes = load_observations(data)
+        shape = getattr(res.info.observation_space, "shape", None)
+        if episodes[0].shape[1:] != shape:
+            raise PassiveDataError(f"--data observations have shape {episodes[0].shape[1:]}, {res.info.env_id} "
+                                   f"has {shape}")
+        return Windows(episodes, res.cfg.learner.window + 1, res.cfg.run.seed)
+    except PassiveDataError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _train(upd, windows: Windows, updates: int, cfg, run: RunDir, progress: bool) -> dict[str, float]:
+    """`updates` steps at learner.batch_size, a metrics line every run.log_every; the last line's means."""
+    t0, sums, last, every = time.perf_counter(), {}, {}, cfg.run.log_every
+    bar = _bar(updates, progress)
+    for i in range(1, updates + 1):
+        for k, v in upd.step(windows.sample(cfg.learner.batch_size)).items():
+            sums[k] = sums.get(k, 0.0) + v
+        if i % every == 0 or i == updates:
+            last = {k: v / (i - (i - 1) // every * every) for k, v in sums.items()}
+            run.append_metrics({"updates": i, "wall_seconds": time.perf_counter() - t0, **last})
+            sums = {}
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return last
 
 
 def _bar(total: int, progress: bool):
