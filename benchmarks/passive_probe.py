@@ -25,20 +25,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def play(env, episodes: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    rng, out = np.random.default_rng(seed), []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed * 1000 + e)
-        seen, acts = [obs], []
-        for _ in range(200):
-            a = rng.uniform(-2, 2, 1).astype(np.float32)
-            obs, *_ = env.step(a)
-            seen.append(obs)
-            acts.append(a / 2)  # model units
-        out.append((np.asarray(seen, np.float32), np.asarray(acts)))
-    return out
-
-
 def lstsq_error(x: np.ndarray, y: np.ndarray) -> float:
     """Normalised held-out error of a least-squares map x -> y (fit on the first half, scored on the second)."""
     x = np.c_[x, np.ones(len(x))]
@@ -78,7 +64,7 @@ def main() -> int:
     from ami.agent.update import Updater
     from ami.memory.local import LocalReplay
     from ami.memory.passive import Windows
-    from tests.agent.helpers import batch_dict
+    from tests.agent.helpers import batch_dict, random_pendulum_play
 
     torch.set_num_threads(1)
     env = gym.make("Pendulum-v1")
@@ -89,11 +75,11 @@ def main() -> int:
         wm = dataclasses.replace(cfg.world_model, latent_action_dim=latent)
         return Agent(env.observation_space, env.action_space, dataclasses.replace(cfg, world_model=wm))
 
-    held_out = play(env, 6, 99)
+    held_out = random_pendulum_play(6, 99)
     for seed in (int(s) for s in a.seeds.split(",")):
         pre = agent(1, seed)
         upd = PassiveUpdater(pre.world_model, pre.cfg.optim.lr, pre.cfg.optim.grad_clip, pre.device)
-        windows = Windows([o for o, _ in play(env, a.episodes, seed)], 4, seed)
+        windows = Windows([o for o, _ in random_pendulum_play(a.episodes, seed)], 4, seed)
         for _ in range(a.pretrain_updates):
             upd.step(windows.sample(64))
         row = {"seed": seed, "pretrained": next_obs_error(pre, held_out), "action_r2": action_r2(pre, held_out)}

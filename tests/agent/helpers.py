@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import gymnasium as gym
+import numpy as np
 import torch
 
 from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace
@@ -41,3 +42,18 @@ def random_replay(env_id: str, agent: Agent, steps: int, seed: int = 0) -> Local
 def batch_dict(replay: LocalReplay, batch_size: int, window: int) -> dict:
     b = replay.sample(batch_size, window)
     return {**b.data, "mask": b.mask, "weights": b.weights}
+
+
+def random_pendulum_play(episodes: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Uniform random torques: (observations [T+1, 3], actions in model units [T, 1]) per episode."""
+    env, rng, out = gym.make("Pendulum-v1"), np.random.default_rng(seed), []
+    for e in range(episodes):
+        obs, _ = env.reset(seed=seed * 1000 + e)
+        seen, acts = [obs], []
+        for _ in range(200):
+            a = rng.uniform(-2, 2, 1).astype(np.float32)
+            obs, *_ = env.step(a)
+            seen.append(obs)
+            acts.append(a / 2)
+        out.append((np.asarray(seen, np.float32), np.asarray(acts)))
+    return out

@@ -14,6 +14,7 @@ from ami.agent.agent import Agent
 from ami.agent.configurator import ComputeBudget, configure
 from ami.agent.pretrain import PassiveUpdater, load_pretrained, pretrained_weights
 from ami.memory.passive import Windows
+from tests.agent.helpers import random_pendulum_play
 
 
 def _agent(latent: int, seed: int = 0) -> Agent:
@@ -24,27 +25,12 @@ def _agent(latent: int, seed: int = 0) -> Agent:
     return Agent(env.observation_space, env.action_space, dataclasses.replace(cfg, world_model=wm))
 
 
-def _play(episodes: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Uniform random torques: (observations [T+1, 3], actions in model units [T, 1]) per episode."""
-    env, rng, out = gym.make("Pendulum-v1"), np.random.default_rng(seed), []
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed * 1000 + e)
-        seen, acts = [obs], []
-        for _ in range(200):
-            a = rng.uniform(-2, 2, 1).astype(np.float32)
-            obs, *_ = env.step(a)
-            seen.append(obs)
-            acts.append(a / 2)
-        out.append((np.asarray(seen, np.float32), np.asarray(acts)))
-    return out
-
-
 def test_the_latent_action_comes_to_tell_the_unseen_action() -> None:
     agent = _agent(1)
     wm = agent.world_model
     upd = PassiveUpdater(wm, agent.cfg.optim.lr, agent.cfg.optim.grad_clip, agent.device)
-    windows = Windows([o for o, _ in _play(20, 0)], 4, seed=0)
-    held_out = _play(4, 1)
+    windows = Windows([o for o, _ in random_pendulum_play(20, 0)], 4, seed=0)
+    held_out = random_pendulum_play(4, 1)
 
     def probe_r2() -> float:
         with torch.no_grad():
