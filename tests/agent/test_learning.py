@@ -37,3 +37,16 @@ def test_pendulum_learns_in_1500_steps(tmp_path: Path) -> None:
     rand = random_return("Pendulum-v1", 5, seed=0)
     assert rand < -900  # random play swings and never holds the pendulum up
     assert learned > -600 and learned > rand + 400, (learned, rand)
+
+
+def test_the_belief_state_pays_where_one_observation_hides_the_velocity(tmp_path: Path) -> None:
+    """ami/PendulumNoVel-v0 (cos, sin: no angular velocity): the same short run with and without the belief state.
+    (2026-12-03: -1099.9 with it, -1328.0 without, at 1000 steps.)"""
+    returns = {}
+    for belief in ("on", "off"):
+        run = tmp_path / belief
+        assert main(["train", "--backend", "inline", "--env", "ami/PendulumNoVel-v0", "--steps", "1000", "--seed",
+                     "0", "--run-dir", str(run), "--no-progress", "learner.warmup_steps=500", "run.eval_episodes=5",
+                     "run.eval_every=1000", f"agent.belief={belief}"]) == 0
+        returns[belief] = json.loads((run / "summary.json").read_text())["eval_return_mean"]
+    assert returns["on"] >= returns["off"] + 100, returns
