@@ -159,9 +159,7 @@ class RayBackend:
     def _inserted(self) -> int:
         """Transitions the replay received during this invocation: the last count read while every shard
         answered (during a Redis outage, the count before it)."""
-        st = self.replay_stats()
-        if st is not None and st.get("shards_reachable", 0) >= st.get("shards", 1):
-            self._inserted_seen = int(st.get("inserted_transitions", 0)) - self.inserted0
+        self.replay_stats()
         return self._inserted_seen
 
     def _stored(self) -> int:
@@ -191,10 +189,16 @@ class RayBackend:
             return 0
 
     def replay_stats(self) -> dict | None:
+        """The replay's counters, None while Redis does not answer. A read in which every shard answered also
+        keeps the inserted count: the driver loop reads every poll, so a run that ends during an outage still
+        counts what the replay held before it (it was once read only at the end, and such a run counted 0)."""
         try:
-            return self.replay.stats()
+            st = self.replay.stats()
         except Exception:  # redis down for a moment: the next poll reports
             return None
+        if st.get("shards_reachable", 0) >= st.get("shards", 1):
+            self._inserted_seen = int(st.get("inserted_transitions", 0)) - self.inserted0
+        return st
 
     # ----- the driver loop's Backend protocol ----------------------------------------------------------------
     @property

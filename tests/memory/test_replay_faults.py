@@ -226,3 +226,22 @@ def test_an_actor_starting_while_redis_is_down_waits_for_it(server):
     t.join(10)
     assert got.get("n") == 2
     keys.close()
+
+
+def test_a_run_ending_during_an_outage_counts_what_the_replay_held(server):
+    """The driver's count of stored steps (cluster/ray_driver.py) is kept from its last poll in which Redis
+    answered: once Redis is gone, the final count is that one, not 0."""
+    from ami.cluster.ray_driver import RayBackend
+
+    cfg = ReplayConfig(urls=(server.url,), namespace="o", capacity_transitions=10_000, socket_timeout_s=1.0,
+                       retry_backoff_s=0.01, retry_backoff_max_s=0.05)
+    writer = RedisReplay(cfg)
+    for i in range(5):
+        writer.add(make_segment(10, 100 * i))
+    assert writer.flush(timeout_s=5)
+    driver = object.__new__(RayBackend)  # only its replay view: no Ray needed for this rule
+    driver.replay, driver.inserted0, driver._inserted_seen = RedisReplay(cfg), 0, 0
+    assert driver.replay_stats()["inserted_transitions"] == 50  # a poll of the driver loop
+    server.kill()
+    assert driver.replay_stats() is None or driver.replay_stats()["shards_reachable"] == 0
+    assert driver._inserted() == 50
