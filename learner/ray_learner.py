@@ -13,6 +13,7 @@ import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 
 import ray
 import torch
@@ -30,6 +31,17 @@ from ami.telemetry.exporter import ExporterConfig, start_process_metrics
 def weights_numpy(agent: Agent) -> dict:
     """The acting weights as numpy arrays (zero-copy readable from Ray's object store)."""
     return {k: v.numpy() for k, v in agent.weights().items()}
+
+
+def train_while_owed(train_once: Callable[[], int], deadline: float, nap_s: float = 0.2) -> None:
+    """Call `train_once` (updates done, 0 when none is owed) until none is owed or `deadline` (perf_counter)
+    passes; a retryable Redis error (restarting, hung) is waited out, not raised."""
+    while time.perf_counter() < deadline:
+        try:
+            if not train_once():
+                return
+        except RETRYABLE:
+            time.sleep(nap_s)
 
 
 @ray.remote(max_concurrency=4)
@@ -169,11 +181,11 @@ class LearnerActor:
             self._thread = None
 
     def finish(self, env_steps: int, max_s: float = 120.0) -> dict:
-        """Stop the loop, then run the updates still owed at the run's final env steps (bounded in time)."""
+        """Stop the loop, then run the updates still owed at the run's final env steps (bounded in time; a Redis
+        restarting meanwhile is waited for within that time, as the loop does: the soak once ended a run with a
+        ConnectionError here)."""
         self.stop()
-        deadline = time.perf_counter() + max_s
-        while time.perf_counter() < deadline and self._train_owed(env_steps, self.chunk):
-            pass
+        train_while_owed(lambda: self._train_owed(env_steps, self.chunk), time.perf_counter() + max_s)
         return self.status()
 
     def status(self) -> dict:

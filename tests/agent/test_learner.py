@@ -50,3 +50,33 @@ def test_prefetch_trains_on_the_same_batches_and_leaves_nothing_in_flight() -> N
         plain.sample(32, 3)
     assert all(np.array_equal(a, b) for a, b in zip(piped.firsts, plain.firsts, strict=True))
     assert learner.train(1) is False and piped.stats()["sample_batches"] == 6
+
+
+def test_the_last_updates_wait_out_a_restarting_redis() -> None:
+    """LearnerActor.finish's loop: a retryable Redis error is waited out (the soak once ended a run with a
+    ConnectionError there), updates go on until none is owed, and the deadline bounds it all."""
+    import time
+
+    import redis
+
+    from ami.learner.ray_learner import train_while_owed
+
+    script = [redis.exceptions.ConnectionError("restarting"), 10, TimeoutError(), 10, 0, 99]
+    calls = []
+
+    def train_once() -> int:
+        calls.append(1)
+        step = script[len(calls) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    train_while_owed(train_once, time.perf_counter() + 10, nap_s=0.01)
+    assert len(calls) == 5  # stopped at the first 0, after both errors
+
+    def always_down() -> int:
+        raise redis.exceptions.ConnectionError("down")
+
+    t0 = time.perf_counter()
+    train_while_owed(always_down, t0 + 0.2, nap_s=0.01)
+    assert 0.2 <= time.perf_counter() - t0 < 2.0
