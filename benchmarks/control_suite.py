@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -175,6 +176,15 @@ def plot(tasks: list[str], seeds: list[int], out: Path) -> Path:
     return path
 
 
+def thread_share(extra: list[str], parallel: int, cores: int) -> list[str]:
+    """The overrides with `run.torch_threads` set to each run's share of the cores when runs go side by side and
+    none was given: at the default (one thread per core) two runs on 2 cores slowed each other more than 2x, at one
+    thread each they run at ~0.75x of one alone (benchmarks/RESULTS.md, finger-spin / reacher-easy)."""
+    if parallel <= 1 or any(x.startswith("run.torch_threads=") for x in extra):
+        return extra
+    return [*extra, f"run.torch_threads={max(1, cores // parallel)}"]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", default=",".join(SIX))
@@ -186,6 +196,7 @@ def main() -> None:
     p.add_argument("--runs", default=str(Path(__file__).parents[1] / "runs" / "control_suite"))
     p.add_argument("--dry", action="store_true", help="only print the table of what is there")
     args, extra = p.parse_known_args()
+    extra = thread_share(extra, args.parallel, os.cpu_count() or 1)
     tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
     if not args.dry:
