@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -171,6 +170,7 @@ def plot(tasks: list[str], seeds: list[int], out: Path) -> Path:
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
     fig.tight_layout()
+    out.mkdir(parents=True, exist_ok=True)  # a fresh --out with no CSVs yet still gets its (empty) figure
     path = out / "control_suite.png"
     fig.savefig(path, dpi=90)
     return path
@@ -196,7 +196,9 @@ def main() -> None:
     p.add_argument("--runs", default=str(Path(__file__).parents[1] / "runs" / "control_suite"))
     p.add_argument("--dry", action="store_true", help="only print the table of what is there")
     args, extra = p.parse_known_args()
-    extra = thread_share(extra, args.parallel, os.cpu_count() or 1)
+    from ami.cluster.inline import usable_cores  # the rule run.torch_threads=0 uses (one thread per core)
+
+    extra = thread_share(extra, args.parallel, usable_cores())
     tasks, seeds = args.tasks.split(","), [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
     if not args.dry:
