@@ -28,8 +28,8 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+test: setup lint  # --durations: the slowest tests in every CI log, for keeping the suite inside CI's 15 minutes
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 drills: setup  # drills too long for CI (not in `make test`): a 90 s Redis outage mid-run; ~3 min here
 	AMI_DRILLS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/chaos/test_long_outage.py
