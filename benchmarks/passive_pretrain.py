@@ -3,6 +3,7 @@ K observation-only episodes (benchmarks/passive_data.py's scripted policy). Not 
 
     python benchmarks/passive_pretrain.py --env Pendulum-v1 --episodes 50 --updates 2000 --steps 5000 \\
         --seeds 0,1,2 --target -200 [--out DIR] [key=value ...]
+    python benchmarks/passive_pretrain.py --env ami/TwoRooms-v0 --metric success --target 0.9 ...
 
 Per seed: the data (seed s), `ami pretrain` (seed s), then `ami train --backend inline` with and without
 `--init-from` (same seed, same overrides), evaluated every --eval-every steps. Prints one JSON line per run and a
@@ -32,9 +33,9 @@ def ami(*args: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def evals(run: Path) -> list[tuple[int, float]]:
+def evals(run: Path, key: str) -> list[tuple[int, float]]:
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [(x["env_steps"], x["eval_return_mean"]) for x in lines if "eval_return_mean" in x]
+    return [(x["env_steps"], x[key]) for x in lines if key in x]
 
 
 def first_at(curve: list[tuple[int, float]], target: float) -> int | None:
@@ -50,7 +51,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--eval-every", type=int, default=500)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--eval-episodes", type=int, default=5)
     ap.add_argument("--target", type=float, default=-200.0)
+    ap.add_argument("--metric", choices=("return", "success"), default="return",
+                    help="eval_return_mean, or eval_success_rate for goal tasks (e.g. --target 0.9)")
     ap.add_argument("--out", default="")
     ap.add_argument("overrides", nargs="*", metavar="key.path=value")
     a = ap.parse_args()
@@ -59,7 +63,7 @@ def main() -> int:
 
     out = Path(a.out or tempfile.mkdtemp(prefix="ami-passive-"))
     common = ["--backend", "inline", "--env", a.env, "--steps", str(a.steps), "--no-progress",
-              f"run.eval_every={a.eval_every}", "run.eval_episodes=5", *a.overrides]
+              f"run.eval_every={a.eval_every}", f"run.eval_episodes={a.eval_episodes}", *a.overrides]
     rows = []
     for seed in (int(s) for s in a.seeds.split(",")):
         data = out / f"data-s{seed}"
@@ -73,7 +77,7 @@ def main() -> int:
         for name, extra in (("scratch", []), ("pretrained", ["--init-from", str(pre)])):
             run = out / f"{name}-s{seed}"
             s = ami("train", *common, "--seed", str(seed), "--run-dir", str(run), *extra)
-            curve = evals(run)
+            curve = evals(run, "eval_success_rate" if a.metric == "success" else "eval_return_mean")
             row[name] = {"steps_to_target": first_at(curve, a.target), "curve": curve,
                          "wall_s": round(s["wall_seconds"], 1)}
             print(json.dumps({"seed": seed, "run": name, **row[name]}), flush=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ami.agent.goal import STATE_KEY
 from ami.cluster.config import ConfigError, to_dict
 from ami.cluster.resolve import Resolved, named_value, resolve_run, task_kind
 from ami.cluster.rundir import RunDir
@@ -52,9 +53,20 @@ def resolve_pretrain(layers: list[dict]) -> Resolved:
     if res.agent.belief == "on":
         raise ConfigError("ami pretrain cannot use agent.belief=on: the belief state reads past actions, which "
                           "observation-only data does not have")
-    if task_kind(res.cfg, res.info.observation_space) != "reward":
-        raise ConfigError("ami pretrain supports reward tasks only")
+    space = data_space(res)
+    if getattr(space, "shape", None) is None:
+        raise ConfigError(f"ami pretrain needs array observations (or a goal task's state part); "
+                          f"{res.info.env_id} has {space}")
     return res
+
+
+def data_space(res: Resolved):
+    """What each step of the pretraining data holds: a goal task's state part (its goal is no part of the dynamics,
+    and the world model encodes the state alone), else the observation."""
+    from ami.agent.goal import state_space
+
+    space = res.info.observation_space
+    return state_space(space) if task_kind(res.cfg, space) == "goal" else space
 
 
 def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
@@ -93,11 +105,13 @@ def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
 def _windows(data: str, res: Resolved) -> Windows:
     """The data as windows of learner.window steps; ConfigError when it is unusable for this env."""
     try:
-        episodes = load_observations(data)
-        shape = getattr(res.info.observation_space, "shape", None)
+        goal = task_kind(res.cfg, res.info.observation_space) == "goal"
+        episodes = load_observations(data, key=STATE_KEY if goal else None)
+        shape = data_space(res).shape
         if episodes[0].shape[1:] != shape:
-            raise PassiveDataError(f"--data observations have shape {episodes[0].shape[1:]}, {res.info.env_id} "
-                                   f"has {shape}")
+            part = "state observations" if goal else "observations"
+            raise PassiveDataError(f"--data observations have shape {episodes[0].shape[1:]}, {res.info.env_id}'s "
+                                   f"{part} have {shape}")
         return Windows(episodes, res.cfg.learner.window + 1, res.cfg.run.seed)
     except PassiveDataError as e:
         raise ConfigError(str(e)) from None

@@ -5,6 +5,7 @@ Two formats, told apart by what PATH is:
   episode started in and one after each step; any other array, e.g. `actions`, is ignored);
 - a Minari dataset: its directory (the one holding `data/`), or its id in the local Minari root
   (`$MINARI_DATASETS_PATH`, else ~/.minari/datasets). Only the observations are read; actions are dropped.
+  Dict observations (a goal env's {'observation', 'goal'}) give the one key the caller names (the state).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ class PassiveDataError(ValueError):
     """PATH holds no usable observation-only data (the message says why, in one line)."""
 
 
-def load_observations(path: str) -> list[np.ndarray]:
-    """Every episode's observations [T+1, ...] as float32 arrays, from an .npz directory or a Minari dataset."""
+def load_observations(path: str, key: str | None = None) -> list[np.ndarray]:
+    """Every episode's observations [T+1, ...] as float32 arrays, from an .npz directory or a Minari dataset
+    (`key`: the entry of Dict observations to read, e.g. a goal env's state; None: Dict observations are an error)."""
     p = Path(path)
     if p.is_dir() and any(p.glob("*.npz")):
         episodes = [_npz_episode(f) for f in sorted(p.glob("*.npz"))]
     elif p.is_dir() and (p / "data").is_dir() or not p.exists():  # a dataset's directory, or an id
-        episodes = _minari_episodes(p)
+        episodes = _minari_episodes(p, key)
     else:
         raise PassiveDataError(f"--data {path}: neither a directory of .npz episodes nor a Minari dataset")
     if not episodes:
@@ -52,7 +54,7 @@ def _npz_episode(f: Path) -> np.ndarray:
     return _checked(obs, str(f))
 
 
-def _minari_episodes(p: Path) -> list[np.ndarray]:
+def _minari_episodes(p: Path, key: str | None) -> list[np.ndarray]:
     try:
         import minari
     except ImportError:
@@ -65,9 +67,13 @@ def _minari_episodes(p: Path) -> list[np.ndarray]:
         raise PassiveDataError(f"--data {p}: {what} ({' '.join(str(e).split())})") from None
     out = []
     for ep in ds.iterate_episodes():
-        if isinstance(ep.observations, dict):
-            raise PassiveDataError(f"--data {p}: Dict observations are not supported for pretraining yet")
-        out.append(_checked(np.asarray(ep.observations), f"{p} episode {ep.id}"))
+        obs = ep.observations
+        if isinstance(obs, dict):
+            if key is None or key not in obs:
+                raise PassiveDataError(f"--data {p}: Dict observations ({', '.join(obs)}) hold no {key or 'state'} "
+                                       f"key this env's world model encodes")
+            obs = obs[key]
+        out.append(_checked(np.asarray(obs), f"{p} episode {ep.id}"))
     return out
 
 

@@ -19,13 +19,16 @@ import torch
 import yaml
 
 from ami.cluster.cli import main
+from ami.envs import register_envs
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["learner.batch_size=32", "run.plan_evals=64"]
 
 
-def _npz_episodes(out: Path, env_id: str = "Pendulum-v1", n: int = 6, seed: int = 0) -> Path:
-    """Random-policy episodes as the README's .npz format (with an `actions` array pretraining must ignore)."""
+def _npz_episodes(out: Path, env_id: str = "Pendulum-v1", n: int = 6, seed: int = 0, key: str = "") -> Path:
+    """Random-policy episodes as the README's .npz format (with an `actions` array pretraining must ignore);
+    `key`: the entry of Dict observations to keep (a goal env's state)."""
+    register_envs()
     out.mkdir(parents=True, exist_ok=True)
     env = gym.make(env_id)
     env.action_space.seed(seed)
@@ -36,6 +39,7 @@ def _npz_episodes(out: Path, env_id: str = "Pendulum-v1", n: int = 6, seed: int 
             obs, _, term, trunc, _ = env.step(env.action_space.sample())
             seen.append(obs)
             done = term or trunc
+        seen = [o[key] for o in seen] if key else seen
         np.savez(out / f"ep{e}.npz", observations=np.asarray(seen), actions=np.zeros((len(seen) - 1, 1)))
     return out
 
@@ -99,6 +103,33 @@ def test_a_resumed_run_needs_the_pretraining_run_no_more(pretrained: Path, tmp_p
     assert json.loads((run / "summary.json").read_text())["env_steps"] == 60
 
 
+def test_a_goal_task_pretrains_on_the_state_part_of_its_observations(tmp_path: Path, capsys) -> None:
+    """TwoRooms' observations are {'observation', 'goal'}: the data holds the state alone (the goal is no part of
+    the dynamics), the world model that encodes states and goals learns from it, and a goal-reaching run starts
+    from it; data with the goal glued on is refused with one line."""
+    data, pre, run = _npz_episodes(tmp_path / "data", "ami/TwoRooms-v0", n=4, key="observation"), tmp_path / "pre", \
+        tmp_path / "run"
+    assert main(["pretrain", "--data", str(data), "--env", "ami/TwoRooms-v0", "--updates", "40", "--run-dir", str(pre),
+                 "--no-progress", "run.log_every=20", *SMALL]) == 0
+    lines = [json.loads(x) for x in (pre / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["loss_prediction"] < lines[0]["loss_prediction"], lines
+    assert main(["train", "--env", "ami/TwoRooms-v0", "--backend", "inline", "--steps", "40", "--init-from", str(pre),
+                 "--run-dir", str(run), "--no-progress", "learner.warmup_steps=1000", "run.eval_episodes=1",
+                 *SMALL]) == 0
+    start, got = _state(pre / "checkpoints" / "pretrained.pt"), _state(run / "checkpoints" / "latest.pt")
+    wm = [k for k in start if k.startswith("world_model.encoder.")]
+    assert wm and all(torch.equal(start[k], got[k]) for k in wm)  # the encoder of states and goals
+    capsys.readouterr()
+    glued = tmp_path / "glued"
+    glued.mkdir()
+    np.savez(glued / "e.npz", observations=np.zeros((30, 4), np.float32))  # state and goal side by side
+    assert main(["pretrain", "--data", str(glued), "--env", "ami/TwoRooms-v0", "--updates", "5", "--run-dir",
+                 str(tmp_path / "out"), "--no-progress"]) == 2
+    err = [s for s in capsys.readouterr().err.splitlines() if s.strip()]
+    assert len(err) == 1 and "state observations have (2,)" in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
 def _align_error(agent, seed: int = 7) -> float:
     """Mean ||A(a) - E[q(u | s, s')]||^2 over held-out random-policy Pendulum steps."""
     env = gym.make("Pendulum-v1")
@@ -134,7 +165,7 @@ def test_interaction_updates_align_real_actions_with_the_latent_ones(pretrained:
     assert after < 0.75 * before, (before, after)
 
 
-def test_a_minari_dataset_by_id_and_by_directory(tmp_path: Path) -> None:
+def test_a_minari_dataset_by_id_and_by_directory(tmp_path: Path, capsys) -> None:
     pytest.importorskip("minari")
     env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path / "minari"), "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "passive_data.py"), "--episodes", "3", "--minari",
@@ -146,6 +177,18 @@ def test_a_minari_dataset_by_id_and_by_directory(tmp_path: Path) -> None:
                          str(tmp_path / f"run{i}"), "--no-progress", *SMALL]) == 0
             s = json.loads((tmp_path / f"run{i}" / "summary.json").read_text())
             assert s["episodes"] == 3 and s["transitions"] == 600
+        # a goal env's Dict observations: the state key is read for its goal task, and nothing fits another env
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "passive_data.py"), "--env", "ami/TwoRooms-v0",
+                        "--episodes", "2", "--minari", "ami/tworooms-random-v0"], env=env, check=True,
+                       capture_output=True, timeout=120)
+        assert main(["pretrain", "--data", "ami/tworooms-random-v0", "--env", "ami/TwoRooms-v0", "--updates", "5",
+                     "--run-dir", str(tmp_path / "goal"), "--no-progress", *SMALL]) == 0
+        assert json.loads((tmp_path / "goal" / "summary.json").read_text())["episodes"] == 2
+        capsys.readouterr()
+        assert main(["pretrain", "--data", "ami/tworooms-random-v0", "--env", "Pendulum-v1", "--updates", "5",
+                     "--run-dir", str(tmp_path / "other"), "--no-progress"]) == 2
+        err = [s for s in capsys.readouterr().err.splitlines() if s.strip()]
+        assert len(err) == 1 and "Dict observations" in err[0], err
     finally:
         del os.environ["MINARI_DATASETS_PATH"]
 
