@@ -60,13 +60,16 @@ def resolve_pretrain(layers: list[dict]) -> Resolved:
     return res
 
 
-def data_space(res: Resolved):
-    """What each step of the pretraining data holds: a goal task's state part (its goal is no part of the dynamics,
-    and the world model encodes the state alone), else the observation."""
-    from ami.agent.goal import state_space
+def data_key(res: Resolved) -> str | None:
+    """The part of each observation that pretraining data holds: a goal task's state (its goal is no part of the
+    dynamics, and the world model encodes the state alone), else None: the whole observation."""
+    return STATE_KEY if task_kind(res.cfg, res.info.observation_space) == "goal" else None
 
-    space = res.info.observation_space
-    return state_space(space) if task_kind(res.cfg, space) == "goal" else space
+
+def data_space(res: Resolved):
+    """The space of one step of the pretraining data (see data_key)."""
+    key = data_key(res)
+    return res.info.observation_space[key] if key else res.info.observation_space
 
 
 def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
@@ -105,11 +108,11 @@ def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
 def _windows(data: str, res: Resolved) -> Windows:
     """The data as windows of learner.window steps; ConfigError when it is unusable for this env."""
     try:
-        goal = task_kind(res.cfg, res.info.observation_space) == "goal"
-        episodes = load_observations(data, key=STATE_KEY if goal else None)
+        key = data_key(res)
+        episodes = load_observations(data, key=key)
         shape = data_space(res).shape
         if episodes[0].shape[1:] != shape:
-            part = "state observations" if goal else "observations"
+            part = "state observations" if key else "observations"
             raise PassiveDataError(f"--data observations have shape {episodes[0].shape[1:]}, {res.info.env_id}'s "
                                    f"{part} have {shape}")
         return Windows(episodes, res.cfg.learner.window + 1, res.cfg.run.seed)
