@@ -50,3 +50,39 @@ def test_values_at_bootstrap_positions_only_give_the_same_targets() -> None:
         # and the values do matter: dropping the bootstrap positions changes the targets
         no_bootstrap = n_step_targets(cost, term, mask, torch.zeros(b, w), 0.9, n_step)
         assert not torch.equal(full[mask > 0], no_bootstrap[mask > 0])
+
+
+def _targets_with_critic_output(x: float, bounds=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TD targets of a batch of random Pendulum play when every target critic member outputs x (symlog space):
+    (targets, mask, the step costs seen); `bounds`: replaces the updater's value bounds."""
+    from ami.agent.update import Updater, _flat
+    from tests.agent.helpers import batch_dict, random_replay, tiny_agent
+
+    agent = tiny_agent("Pendulum-v1")
+    for m in agent.critic.targets:
+        torch.nn.init.zeros_(m[-1].weight)
+        torch.nn.init.constant_(m[-1].bias, x)
+    upd = Updater(agent)
+    if bounds is not None:
+        upd._value_bounds = lambda cost, mask: bounds
+    obs, next_obs, act, env_cost, term, mask, _ = upd._tensors(batch_dict(random_replay("Pendulum-v1", agent, 400),
+                                                                          32, 3))
+    with torch.no_grad():
+        nxt = agent.world_model.encode_target(_flat(next_obs, *mask.shape)).view(*mask.shape, -1)
+        y = upd._td_targets(nxt, env_cost, act, term, mask)
+    return y, mask, agent.cost.observed(env_cost, act)
+
+
+def test_bootstrapped_values_stay_within_what_the_seen_costs_allow() -> None:
+    """A critic that has run away (values of e^40 either way) cannot carry its error into the TD targets: each lies
+    in [min(lo, 0), max(hi, 0)] / (1 - gamma) of the step costs seen, and a value inside is used as it is."""
+    gamma = 0.975  # the configurator's discount for Pendulum's 200-step episodes
+    for x in (40.0, -40.0):
+        y, mask, cost = _targets_with_critic_output(x)
+        lo, hi = cost[mask > 0].min().clamp(max=0) / (1 - gamma), cost[mask > 0].max().clamp(min=0) / (1 - gamma)
+        valid = y[mask > 0]
+        assert valid.max() <= hi * 1.0001 and valid.min() >= lo * 1.0001 - 1e-4, (x, valid.min(), valid.max(), lo, hi)
+    inside = float(torch.log1p(torch.tensor(100.0)))  # the members say 100 cost units: within Pendulum's bounds
+    y, mask, _ = _targets_with_critic_output(inside)
+    free, _, _ = _targets_with_critic_output(inside, (torch.tensor(float("-inf")), torch.tensor(float("inf"))))
+    assert torch.equal(y, free)
