@@ -87,7 +87,8 @@ def episodes(env_id: str, n: int, policy: str, seed: int) -> list[np.ndarray]:
                 here = _cell(rooms, rooms.pos)
                 rooms.goal = rooms._sample_in(int(rooms.np_random.choice([k for k in rooms.rooms if str(k) != here])))
                 done = rooms._t >= rooms.max_steps
-        out.append(np.asarray([o["observation"] if isinstance(o, dict) else o for o in seen], np.float32))
+        obs = _stacked(seen)
+        out.append(np.asarray(obs["observation"] if isinstance(obs, dict) else obs, np.float32))
     env.close()
     return out
 
