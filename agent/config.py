@@ -129,6 +129,10 @@ class OptimConfig:
     """Entropy bonus of the mode-1 policy (scaled by the running critic scale)."""
     bc_weight: float = 0.0
     """Behaviour-cloning weight toward the actions the planner took (amortisation)."""
+    policy_horizon: int = 0
+    """Model steps in mode-1's objective (Box actions): 0 = the critic alone, Q(s, pi(s)) on every latent of the
+    window; H > 0 = the planner's own objective (agent/planner.py `rollout_cost`) of mode-1's actions over H steps
+    through the world model, then the critic, from each window's first (encoded) latent."""
     health_every: int = 10
     """Updates between two representation-health measurements (embedding std, effective rank: an SVD)."""
     autocast: str = "none"
@@ -236,4 +240,6 @@ def problems(cfg: AgentConfig) -> list[str]:
     counts = (("optim.health_every", cfg.optim.health_every), ("cost.critic_ensemble", cfg.cost.critic_ensemble),
               ("hierarchy.replan_every", cfg.hierarchy.replan_every), ("planner.horizon", cfg.planner.horizon))
     out += [f"agent.{key} must be positive, got {value}" for key, value in counts if value < 1]
+    if cfg.optim.policy_horizon < 0:
+        out.append(f"agent.optim.policy_horizon must be 0 or more, got {cfg.optim.policy_horizon}")
     return out

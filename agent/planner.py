@@ -11,6 +11,7 @@ Everything is batched over envs: s0 is [E, D], plans are [E, H, A].
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -47,17 +48,22 @@ def trajectory_cost(model: PlanModel, s0: torch.Tensor, acts: torch.Tensor, z_dr
     k = z_draws if model.z_dim else 1
     s = s0[:, None, None].expand(e, k, n, s0.shape[-1]).reshape(e * k * n, -1)
     a_all = acts[:, None].expand(e, k, n, h, acts.shape[-1]).reshape(e * k * n, h, -1)
-    total = s.new_zeros(e * k * n)
-    alive = s.new_ones(e * k * n)
-    disc = 1.0
+    total = rollout_cost(model, s, lambda t, _s: a_all[:, t], h)
+    return total.view(e, k, n).mean(1)
+
+
+def rollout_cost(model: PlanModel, s: torch.Tensor, act_at: Callable[[int, torch.Tensor], torch.Tensor],
+                 h: int) -> torch.Tensor:
+    """Discounted cost [N] of h model steps from latents s [N, D], the action of step t being act_at(t, s_t), plus
+    the discounted terminal value of where they end (weighted by the predicted chance of still being alive). The
+    planner scores its candidates with it, and mode-1's objective with a horizon (agent/update.py) is the same sum."""
+    total, alive, disc = s.new_zeros(s.shape[0]), s.new_ones(s.shape[0]), 1.0
     for t in range(h):
         z = torch.randn(s.shape[0], model.z_dim, device=s.device) if model.z_dim else None
-        s, c, cont = model.step(s, a_all[:, t], z)
+        s_next, c, cont = model.step(s, act_at(t, s), z)
         total = torch.addcmul(total, alive, c, value=disc)  # one kernel per step of this inner loop
-        alive = alive * cont
-        disc *= model.gamma
-    total = torch.addcmul(total, alive, model.terminal(s), value=disc)
-    return total.view(e, k, n).mean(1)
+        alive, s, disc = alive * cont, s_next, disc * model.gamma
+    return torch.addcmul(total, alive, model.terminal(s), value=disc)
 
 
 class Planner:

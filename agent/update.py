@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from ami.agent.belief import next_history
 from ami.agent.fastmath import fast_fp32_matmul
 from ami.agent.goal import state_obs
+from ami.agent.latent_model import LatentModel
 from ami.agent.losses import covariance_penalty, masked_mean, representation_health, variance_hinge
 from ami.agent.nets import symlog
 from ami.agent.perception import column, obs_to_tensor, to_device
+from ami.agent.planner import rollout_cost
 
 if TYPE_CHECKING:
     from ami.agent.agent import Agent
@@ -248,8 +250,10 @@ class Updater:
 
     def _policy_step(self, zs: torch.Tensor, act: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
         ag, o = self.agent, self.agent.cfg.optim
-        s = zs.reshape(-1, zs.shape[-1])
-        m = mask.reshape(-1)
+        horizon = 0 if ag.action.discrete else o.policy_horizon
+        # with a horizon, from each window's first latent (the encoded one): the rollout is the objective's cost
+        s, m, acts = ((zs[:, 0], mask[:, 0], act[:, 0]) if horizon else
+                      (zs.reshape(-1, zs.shape[-1]), mask.reshape(-1), act.reshape(-1, act.shape[-1])))
         with self._autocast():
             if ag.action.discrete:
                 q = ag.critic.every_action(s, ag.action.dim).detach().float()
@@ -258,6 +262,12 @@ class Updater:
                 expected = (p * q).sum(-1)
                 neg_entropy = (p * logp).sum(-1)
                 qs = q
+            elif horizon:  # mode-2's objective of mode-1's actions: mode-1 amortises the planner
+                a0, logp_a = ag.policy.sample(s)
+                expected = rollout_cost(LatentModel(ag.parts), s,
+                                        lambda t, st: a0 if t == 0 else ag.policy.sample(st)[0], horizon).float()
+                neg_entropy = logp_a.float()
+                qs = expected.detach()
             else:
                 a, logp_a = ag.policy.sample(s)
                 expected = ag.critic(s, a).float()
@@ -268,9 +278,9 @@ class Updater:
             loss = masked_mean(expected / self.q_scale + o.entropy_coef * neg_entropy, m)
             if o.bc_weight:
                 if ag.action.discrete:
-                    bc = -(F.log_softmax(ag.policy.net(s), -1) * act.reshape(-1, act.shape[-1])).sum(-1)
+                    bc = -(F.log_softmax(ag.policy.net(s), -1) * acts).sum(-1)
                 else:
-                    bc = (ag.policy.sample(s, greedy=True)[0] - act.reshape(-1, act.shape[-1])).pow(2).sum(-1)
+                    bc = (ag.policy.sample(s, greedy=True)[0] - acts).pow(2).sum(-1)
                 loss = loss + o.bc_weight * masked_mean(bc.float(), m)
         self.policy_opt.zero_grad(set_to_none=True)
         loss.backward(inputs=list(ag.policy.parameters()))

@@ -4,11 +4,11 @@
         --episodes 40 --seeds 0,1,2
 
 Per seed: a world model pretrained on --episodes observation-only episodes (agent/pretrain.py, batch 64, window
-3), and one trained from scratch on interaction (agent/update.py on 500 random-play steps, batch 64). A least-squares
-probe (ridge, strength picked on held-out rows) maps [s_t, a_t] to o_t+1 on half of 6 held-out episodes and is scored on the other half: the error per
-observation dimension over that dimension's variance, averaged (0 = perfect, 1 = no better than the mean).
-Printed: the pretrained model before and after --interaction-updates updates, the scratch model after them, a
-random encoder; and R^2 of the real action from the inferred latent action (pretrained model).
+3), and one trained from scratch on interaction (agent/update.py on 500 random-play steps, batch 64). A linear probe
+(ridge, its strength picked on held-out rows) maps [s_t, a_t] to o_t+1 on half of 6 held-out episodes and is scored
+on the other half: the error per observation dimension over that dimension's variance, averaged (0 = perfect, 1 =
+no better than the mean). Printed: the pretrained model before and after --interaction-updates updates, the scratch
+model after them, a random encoder; and R^2 of the real action from the inferred latent action (pretrained model).
 """
 
 from __future__ import annotations
