@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ami.agent.goal import STATE_KEY
+from ami.agent.goal import STATE_KEY, state_space
 from ami.cluster.config import ConfigError, to_dict
 from ami.cluster.resolve import Resolved, named_value, resolve_run, task_kind
 from ami.cluster.rundir import RunDir
@@ -68,8 +68,8 @@ def data_key(res: Resolved) -> str | None:
 
 def data_space(res: Resolved):
     """The space of one step of the pretraining data (see data_key)."""
-    key = data_key(res)
-    return res.info.observation_space[key] if key else res.info.observation_space
+    space = res.info.observation_space
+    return state_space(space) if data_key(res) else space
 
 
 def pretrain(a: PretrainArgs, progress: bool = False) -> dict:
