@@ -16,6 +16,8 @@ _ENTRIES = {
     # partially observed: the velocities are hidden (agent.belief=auto infers the state from the history)
     "ami/PendulumNoVel-v0": ("ami.envs.partial:pendulum_no_velocity", {}, 200),
     "ami/CartPoleNoVel-v0": ("ami.envs.partial:cartpole_no_velocity", {}, 500),
+    # 32 entries of noise after Pendulum's observation: a world model must learn to leave them out (envs/distract.py)
+    "ami/PendulumDistractors-v0": ("ami.envs.distract:pendulum_distractors", {}, 200),
 }
 ENV_IDS = tuple(_ENTRIES)
 
