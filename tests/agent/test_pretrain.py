@@ -44,12 +44,12 @@ def test_the_latent_action_comes_to_tell_the_unseen_action() -> None:
 
     before = probe_r2()
     first = upd.step(windows.sample(128))
-    for _ in range(1499):
+    for _ in range(999):
         last = upd.step(windows.sample(128))
     after = probe_r2()
     assert last["loss_prediction"] < 0.2 * first["loss_prediction"]
     assert last["loss_latent_action"] > 0.5, last  # u carries information (nats) ...
-    # ... and it is about the action (measured here: R^2 -0.004 before, 0.557 after)
+    # ... and it is about the action (measured here: R^2 -0.004 before, 0.502 after 1000 updates; 0.557 after 1500)
     assert after >= 0.4 and before <= 0.2, (before, after)
 
 
