@@ -26,15 +26,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def next_obs_error(agent, episodes) -> float:
-    """Probe error of [s_t, a_t] -> Pendulum's part of o_t+1 (3 entries; distractors are noise nobody predicts)."""
-    from tests.agent.helpers import probe_error
-
-    with torch.no_grad():
-        x = np.concatenate([np.c_[agent.world_model.encode(torch.as_tensor(o[:-1])).numpy(), a] for o, a in episodes])
-    return probe_error(x, np.concatenate([o[1:, :3] for o, _ in episodes]))
-
-
 def action_r2(agent, episodes) -> float:
     wm = agent.world_model
     with torch.no_grad():
@@ -66,7 +57,7 @@ def main() -> int:
     from ami.envs import register_envs
     from ami.memory.local import LocalReplay
     from ami.memory.passive import Windows
-    from tests.agent.helpers import batch_dict, random_pendulum_play
+    from tests.agent.helpers import batch_dict, next_obs_probe_error, random_pendulum_play
 
     torch.set_num_threads(1)
     register_envs()
@@ -85,7 +76,7 @@ def main() -> int:
         windows = Windows([o for o, _ in random_pendulum_play(a.episodes, seed, a.env)], 4, seed)
         for _ in range(a.pretrain_updates):
             upd.step(windows.sample(64))
-        row = {"seed": seed, "pretrained": next_obs_error(pre, held_out), "action_r2": action_r2(pre, held_out)}
+        row = {"seed": seed, "pretrained": next_obs_probe_error(pre, held_out), "action_r2": action_r2(pre, held_out)}
         replay, scratch = LocalReplay(4000, seed=seed), agent(0, seed)
         runner = EpisodeRunner(a.env, scratch, RunnerConfig(), replay.add, RunnerPlace(num_envs=2, seed=seed))
         runner.step(500, random=True)
@@ -94,8 +85,8 @@ def main() -> int:
             u = Updater(ag)
             for _ in range(a.interaction_updates):
                 u.step(batch_dict(replay, 64, 3))
-            row[name] = next_obs_error(ag, held_out)
-        row["random_encoder"] = next_obs_error(agent(0, seed + 50), held_out)
+            row[name] = next_obs_probe_error(ag, held_out)
+        row["random_encoder"] = next_obs_probe_error(agent(0, seed + 50), held_out)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
     return 0
 

@@ -84,3 +84,11 @@ def probe_error(x: np.ndarray, y: np.ndarray) -> float:
     m = 2 * n // 3
     lam = min(RIDGE, key=lambda lam: _score(x[m:n], y[m:n], _ridge_fit(x[:m], y[:m], lam)))
     return _score(x[n:], y[n:], _ridge_fit(x[:n], y[:n], lam))
+
+
+def next_obs_probe_error(agent: Agent, episodes: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """`probe_error` of [s_t, a_t] -> Pendulum's part of o_t+1 (its first 3 entries: distractors after them are
+    noise nobody can predict), s_t from the agent's frozen encoder."""
+    with torch.no_grad():
+        x = np.concatenate([np.c_[agent.world_model.encode(torch.as_tensor(o[:-1])).numpy(), a] for o, a in episodes])
+    return probe_error(x, np.concatenate([o[1:, :3] for o, _ in episodes]))

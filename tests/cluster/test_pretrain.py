@@ -233,16 +233,6 @@ def test_bad_init_from_exits_2_with_one_line_and_writes_nothing(pretrained: Path
         assert not (tmp_path / "out").exists()
 
 
-def _probe(agent, episodes) -> float:
-    """Held-out error of a linear probe from the frozen features and the action to Pendulum's part of the next
-    observation (the distractors are noise nobody can predict)."""
-    from tests.agent.helpers import probe_error
-
-    with torch.no_grad():
-        x = np.concatenate([np.c_[agent.world_model.encode(torch.as_tensor(o[:-1])).numpy(), a] for o, a in episodes])
-    return probe_error(x, np.concatenate([o[1:, :3] for o, _ in episodes]))
-
-
 def test_features_learnt_by_watching_predict_better_than_interaction_alone(tmp_path: Path) -> None:
     """Pendulum with 32 noise entries after its observation, where features that have not learnt are dominated by
     the noise. `ami pretrain` watches 20 observation-only episodes; then it and a model from scratch (the same
@@ -253,7 +243,7 @@ def test_features_learnt_by_watching_predict_better_than_interaction_alone(tmp_p
     from ami.agent.agent import Agent
     from ami.agent.update import Updater
     from ami.cluster.evaluate import load_agent
-    from tests.agent.helpers import batch_dict, random_pendulum_play, random_replay
+    from tests.agent.helpers import batch_dict, next_obs_probe_error, random_pendulum_play, random_replay
 
     env_id, data, pre_dir = "ami/PendulumDistractors-v0", tmp_path / "data", tmp_path / "pre"
     data.mkdir()
@@ -266,11 +256,11 @@ def test_features_learnt_by_watching_predict_better_than_interaction_alone(tmp_p
     wm = dataclasses.replace(pre.cfg.world_model, latent_action_dim=0)
     scratch = Agent(pre.obs_space, gym.make(env_id).action_space, dataclasses.replace(pre.cfg, world_model=wm))
     held_out = random_pendulum_play(6, 99, env_id)
-    watched = _probe(pre, held_out)
+    watched = next_obs_probe_error(pre, held_out)
     replay = random_replay(env_id, scratch, 500, seed=1)
     for agent in (pre, scratch):
         updater = Updater(agent)
         for _ in range(200):
             updater.step(batch_dict(replay, 32, 3))
-    after, scratch_err = _probe(pre, held_out), _probe(scratch, held_out)
+    after, scratch_err = next_obs_probe_error(pre, held_out), next_obs_probe_error(scratch, held_out)
     assert watched < 0.6 * scratch_err and after < 0.6 * scratch_err, (watched, after, scratch_err)
