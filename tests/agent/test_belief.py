@@ -110,7 +110,7 @@ def test_the_belief_state_holds_the_hidden_velocity_and_one_observation_cannot()
         runner.step(500, random=True)
         runner.flush_all()
         updater = Updater(agent)
-        for _ in range(200):
+        for _ in range(100):
             updater.step(batch_dict(replay, 64, 3))
         r2[belief] = _velocity_probe_r2(agent)
-    assert r2["on"] >= 0.9 and r2["off"] <= 0.3, r2
+    assert r2["on"] >= 0.9 and r2["off"] <= 0.3, r2  # (2026-12-06, 100 updates: 0.959 and -0.071)
