@@ -53,16 +53,16 @@ def _state(path: Path) -> dict[str, torch.Tensor]:
 def pretrained(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("pretrain")
     run = base / "pre"
-    assert main(["pretrain", "--data", str(_npz_episodes(base / "data")), "--env", "Pendulum-v1", "--updates", "600",
+    assert main(["pretrain", "--data", str(_npz_episodes(base / "data")), "--env", "Pendulum-v1", "--updates", "400",
                  "--run-dir", str(run), "--no-progress", "run.log_every=200", *SMALL]) == 0
     return run
 
 
 def test_pretraining_learns_the_dynamics_with_latent_actions(pretrained: Path) -> None:
     s = json.loads((pretrained / "summary.json").read_text())
-    assert s["kind"] == "pretrain" and s["updates"] == 600 and s["episodes"] == 6 and s["transitions"] == 1200
+    assert s["kind"] == "pretrain" and s["updates"] == 400 and s["episodes"] == 6 and s["transitions"] == 1200
     lines = [json.loads(x) for x in (pretrained / "metrics.jsonl").read_text().splitlines()]
-    assert [x["updates"] for x in lines] == [200, 400, 600]
+    assert [x["updates"] for x in lines] == [200, 400]
     assert lines[-1]["loss_prediction"] < 0.5 * lines[0]["loss_prediction"], lines
     cfg = yaml.safe_load((pretrained / "config.yaml").read_text())
     assert cfg["agent"]["world_model"]["latent_action_dim"] == 1  # one per action dimension
@@ -152,7 +152,7 @@ def _align_error(agent, seed: int = 7) -> float:
 
 def test_interaction_updates_align_real_actions_with_the_latent_ones(pretrained: Path, tmp_path: Path) -> None:
     """The adapter starts untrained; 200 interaction updates map real actions onto the latent actions the
-    pretrained inverse model sees (measured here: 0.21 -> 0.07)."""
+    pretrained inverse model sees (measured here: 0.20 -> 0.06 after 400 pretraining updates)."""
     from ami.cluster.evaluate import load_agent
 
     run = tmp_path / "run"
