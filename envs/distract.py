@@ -20,7 +20,7 @@ class NoiseDistractors(gym.ObservationWrapper):
             raise ValueError("NoiseDistractors needs a flat Box observation space")
         self.observation_space = spaces.Box(np.r_[box.low, np.full(k, -np.inf)].astype(np.float32),
                                             np.r_[box.high, np.full(k, np.inf)].astype(np.float32))
-        self.k, self.task_dims = k, box.shape[0]
+        self.k = k
         self.noise = np.random.default_rng()
 
     def reset(self, *, seed=None, options=None):

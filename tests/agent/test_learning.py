@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 from ami.cluster.cli import main
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runtime.conftest import AMI, tagged_env
 
 
 def random_return(env_id: str, episodes: int, seed: int) -> float:
@@ -48,9 +45,9 @@ def test_the_belief_state_pays_where_one_observation_hides_the_velocity(tmp_path
     """ami/PendulumNoVel-v0 (cos, sin: no angular velocity): the same short run with and without the belief state,
     side by side in two processes of one torch thread each (CI has two cores).
     (2026-12-06: -1152.9 with it, -1326.1 without, at 1000 steps; in one process, two threads: -1099.9 / -1328.0.)"""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = tagged_env()[0]
     runs = {belief: subprocess.Popen(
-        [sys.executable, "-m", "ami.cluster.cli", "train", "--backend", "inline", "--env", "ami/PendulumNoVel-v0",
+        [*AMI, "train", "--backend", "inline", "--env", "ami/PendulumNoVel-v0",
          "--steps", "1000", "--seed", "0", "--run-dir", str(tmp_path / belief), "--no-progress",
          "learner.warmup_steps=500", "run.eval_episodes=5", "run.eval_every=1000", "run.torch_threads=1",
          f"agent.belief={belief}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -245,10 +245,8 @@ def test_features_learnt_by_watching_predict_better_than_interaction_alone(tmp_p
     from ami.cluster.evaluate import load_agent
     from tests.agent.helpers import batch_dict, next_obs_probe_error, random_pendulum_play, random_replay
 
-    env_id, data, pre_dir = "ami/PendulumDistractors-v0", tmp_path / "data", tmp_path / "pre"
-    data.mkdir()
-    for e, (obs, _) in enumerate(random_pendulum_play(20, 0, env_id)):
-        np.savez(data / f"ep{e}.npz", observations=obs)
+    env_id, pre_dir = "ami/PendulumDistractors-v0", tmp_path / "pre"
+    data = _npz_episodes(tmp_path / "data", env_id, n=20)
     assert main(["pretrain", "--data", str(data), "--env", env_id, "--updates", "1000", "--run-dir", str(pre_dir),
                  "--no-progress", *SMALL]) == 0
     pre = load_agent(pre_dir / "checkpoints" / "pretrained.pt")[0]
