@@ -74,6 +74,8 @@ class ActorSpec:
     play: EnvSpec | None = None
     """The env the actor steps (env_id's with the run's kwargs and action repeat, or run.explore_env_id's);
     None: env_id as registered. Metrics keep env_id."""
+    warmup_updates: int = 0
+    """Updates the learner owes at once when warm-up ends (learner.warmup_updates)."""
 
 
 CLAIM_RETRY_MIN_S, CLAIM_RETRY_MAX_S = 0.1, 2.0
@@ -181,7 +183,8 @@ class ActorWorker:
     # ----- stepping -----------------------------------------------------------------------------------------
     def _owed(self) -> int:
         s = self.spec
-        return updates_owed(self.claimed_total, s.warmup_steps, s.updates_per_step) - int(self.known["updates"])
+        owed = updates_owed(self.claimed_total, s.warmup_steps, s.updates_per_step, s.warmup_updates)
+        return owed - int(self.known["updates"])
 
     def _claim(self) -> tuple[int, int]:
         """(first step index, vector steps granted) from the shared budget; (_, 0) when stopped meanwhile."""

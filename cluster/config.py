@@ -271,10 +271,11 @@ def build(layers: list[dict]) -> TrainConfig:
         raise ConfigError("runner.explore must be 'plan' or 'random', runner.random_repeat and runner.segment_length "
                           "positive")
     lc = cfg.learner
-    if min(lc.warmup_steps, lc.checkpoint_every, r.plan_evals, cfg.runtime.max_update_lag,
+    if min(lc.warmup_steps, lc.warmup_updates, lc.checkpoint_every, r.plan_evals, cfg.runtime.max_update_lag,
            cfg.runtime.max_restarts) < 0 or lc.updates_per_step <= 0:
-        raise ConfigError("learner.warmup_steps, learner.checkpoint_every, run.plan_evals, runtime.max_update_lag "
-                          "and runtime.max_restarts must not be negative, learner.updates_per_step positive")
+        raise ConfigError("learner.warmup_steps, learner.warmup_updates, learner.checkpoint_every, run.plan_evals, "
+                          "runtime.max_update_lag and runtime.max_restarts must not be negative, "
+                          "learner.updates_per_step positive")
     if rt.actor_cpus < 0 and rt.actor_cpus != -1:
         raise ConfigError("runtime.actor_cpus must be -1 (one on an attached cluster, else none) or not negative")
     counts = (rt.version_check_every, rt.claim_steps, rt.learner_chunk, rt.learner_threads)

@@ -32,6 +32,9 @@ class LearnerConfig:
     """Updates per env step collected (the replay ratio)."""
     warmup_steps: int = 1000
     """Env steps of random play before the first update."""
+    warmup_updates: int = 0
+    """Updates owed at once when warm-up ends, before the planner first acts on the model (TD-MPC2 trains as
+    many updates as it took seed steps there); afterwards `updates_per_step` per step."""
     snapshot_every: int = 50
     """Publish weights every this many updates."""
     checkpoint_every: int = 5000
@@ -62,7 +65,8 @@ class Learner:
 
     def due(self, env_steps: int) -> int:
         """Updates owed at this many env steps under the replay ratio."""
-        return max(updates_owed(env_steps, self.cfg.warmup_steps, self.cfg.updates_per_step) - self.updates, 0)
+        return max(updates_owed(env_steps, self.cfg.warmup_steps, self.cfg.updates_per_step,
+                                self.cfg.warmup_updates) - self.updates, 0)
 
     def _sample(self) -> Batch:
         return self.replay.sample(self.cfg.batch_size, self.cfg.window)

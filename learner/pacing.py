@@ -4,13 +4,14 @@ when an every-N event (log line, evaluation, checkpoint, snapshot) falls due."""
 from __future__ import annotations
 
 
-def updates_owed(env_steps: int, warmup_steps: int, updates_per_step: float) -> int:
-    """Updates the replay ratio allows in all at `env_steps` collected: none during warm-up, then
+def updates_owed(env_steps: int, warmup_steps: int, updates_per_step: float, warmup_updates: int = 0) -> int:
+    """Updates the replay ratio allows in all at `env_steps` collected: none during warm-up, `warmup_updates` at
+    once when it ends (training on the random play before the planner first acts on the model), then
     `updates_per_step` per step from the first step after it (the learner owes this minus what it has done;
     an actor pauses while the learner is too far behind it)."""
     if env_steps < warmup_steps:
         return 0
-    return int((env_steps - warmup_steps + 1) * updates_per_step)
+    return warmup_updates + int((env_steps - warmup_steps + 1) * updates_per_step)
 
 
 def vector_steps_left(env_steps: int, budget: int, num_envs: int) -> int:

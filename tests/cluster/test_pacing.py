@@ -21,6 +21,8 @@ def test_updates_owed_follow_the_replay_ratio_after_warm_up() -> None:
     assert updates_owed(999, 1000, 1.0) == 0
     assert updates_owed(1000, 1000, 1.0) == 1 and updates_owed(1599, 1000, 1.0) == 600
     assert updates_owed(1799, 1000, 0.25) == 200
+    # a burst owed at once when warm-up ends, then the ratio again
+    assert updates_owed(999, 1000, 1.0, 1000) == 0 and updates_owed(1000, 1000, 1.0, 1000) == 1001
 
 
 def test_a_step_count_no_multiple_of_the_envs_stops_below_it() -> None:
