@@ -71,6 +71,9 @@ class CostConfig:
     """Weight of the action energy |a|^2 (in normalised action units)."""
     critic_ensemble: int = 2
     """Critic ensemble size; TD targets take the pessimistic (max-cost) member."""
+    target_members: int = 0
+    """Members the TD target's pessimistic max runs over, drawn at random each update (0: all of them; TD-MPC2
+    takes the worse of 2 drawn from 5, which is less pessimistic than the worst of 5)."""
     gamma: float = 0.99
     """Discount of future cost."""
     n_step: int = 3
@@ -240,6 +243,8 @@ def problems(cfg: AgentConfig) -> list[str]:
     counts = (("optim.health_every", cfg.optim.health_every), ("cost.critic_ensemble", cfg.cost.critic_ensemble),
               ("hierarchy.replan_every", cfg.hierarchy.replan_every), ("planner.horizon", cfg.planner.horizon))
     out += [f"agent.{key} must be positive, got {value}" for key, value in counts if value < 1]
+    if not 0 <= cfg.cost.target_members <= cfg.cost.critic_ensemble:
+        out.append(f"agent.cost.target_members must be 0 ... cost.critic_ensemble, got {cfg.cost.target_members}")
     if cfg.optim.policy_horizon < 0:
         out.append(f"agent.optim.policy_horizon must be 0 or more, got {cfg.optim.policy_horizon}")
     return out

@@ -81,8 +81,12 @@ class Critic(nn.Module):
     def target(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Pessimistic target: the largest predicted cost among target members (clipped double-Q for costs)."""
         x = torch.cat([s, a], -1)
+        members = list(self.targets)
+        k = self.cfg.target_members
+        if 0 < k < len(members):  # drawn on the host's generator: no device sync
+            members = [members[i] for i in torch.randperm(len(members))[:k].tolist()]
         # decoding is monotonic: decode the max, not every member
-        return self.decode_value(torch.stack([m(x).squeeze(-1) for m in self.targets]).max(0).values)
+        return self.decode_value(torch.stack([m(x).squeeze(-1) for m in members]).max(0).values)
 
     def every_action(self, s: torch.Tensor, n: int, target: bool = False) -> torch.Tensor:
         """Discrete spaces: Q of each of the n one-hot actions, [..., n] (the target ensemble if `target`)."""

@@ -86,3 +86,23 @@ def test_bootstrapped_values_stay_within_what_the_seen_costs_allow() -> None:
     y, mask, _ = _targets_with_critic_output(inside)
     free, _, _ = _targets_with_critic_output(inside, (torch.tensor(float("-inf")), torch.tensor(float("inf"))))
     assert torch.equal(y, free)
+
+
+def test_the_pessimistic_target_runs_over_the_members_drawn() -> None:
+    # members set to constant costs 0..4: the worst of all is 4; the worst of 2 drawn is 4 only when 4 is drawn
+    from ami.agent.config import CostConfig
+    from ami.agent.cost import Critic
+
+    def critic(k: int) -> Critic:
+        c = Critic(3, 1, 8, CostConfig(critic_ensemble=5, target_members=k, critic_symlog=False))
+        for i, m in enumerate(c.targets):
+            torch.nn.init.zeros_(m[-1].weight)
+            torch.nn.init.constant_(m[-1].bias, float(i))
+        return c
+
+    s, a = torch.zeros(4, 3), torch.zeros(4, 1)
+    assert torch.equal(critic(0).target(s, a), torch.full((4,), 4.0))
+    torch.manual_seed(0)
+    drawn = [float(critic(2).target(s, a)[0]) for _ in range(200)]
+    # max of 2 of 5 distinct values: 1, 2, 3 or 4 with odds 1:2:3:4 -- never 0, and often below the worst
+    assert set(drawn) == {1.0, 2.0, 3.0, 4.0} and 0.3 < drawn.count(4.0) / 200 < 0.5
