@@ -26,7 +26,8 @@ from ami.actors.runner import EpisodeRunner, RunnerConfig, RunnerPlace, TimedAge
 from ami.actors.tally import ActorTally
 from ami.agent.agent import Agent
 from ami.envs.make import EnvSpec
-from ami.learner.pacing import updates_owed, vector_steps_left
+from ami.learner.learner import LearnerConfig
+from ami.learner.pacing import vector_steps_left
 from ami.memory.config import ReplayConfig
 from ami.memory.core import Segment
 from ami.memory.redis_replay import RedisReplay
@@ -59,10 +60,9 @@ class ActorSpec:
     """Namespace of the run's counters in Redis (memory.run_keys: the shared env-step budget, incarnations)."""
     steps: int
     """Env steps of the whole run."""
-    warmup_steps: int
-    """Random actions while the run's step counter is below this (fresh runs only)."""
-    updates_per_step: float
-    """The learner's replay ratio (for pausing when the learner falls behind)."""
+    learner: LearnerConfig
+    """The learner's pace: random actions while the run's step counter is below its warm-up (fresh runs only), and
+    the updates it owes (for pausing when the learner falls behind)."""
     max_update_lag: int
     """Pause while the learner owes more updates than this (0: never)."""
     version_check_every: int
@@ -74,8 +74,6 @@ class ActorSpec:
     play: EnvSpec | None = None
     """The env the actor steps (env_id's with the run's kwargs and action repeat, or run.explore_env_id's);
     None: env_id as registered. Metrics keep env_id."""
-    warmup_updates: int = 0
-    """Updates the learner owes at once when warm-up ends (learner.warmup_updates)."""
 
 
 CLAIM_RETRY_MIN_S, CLAIM_RETRY_MAX_S = 0.1, 2.0
@@ -182,9 +180,7 @@ class ActorWorker:
 
     # ----- stepping -----------------------------------------------------------------------------------------
     def _owed(self) -> int:
-        s = self.spec
-        owed = updates_owed(self.claimed_total, s.warmup_steps, s.updates_per_step, s.warmup_updates)
-        return owed - int(self.known["updates"])
+        return self.spec.learner.owed(self.claimed_total) - int(self.known["updates"])
 
     def _claim(self) -> tuple[int, int]:
         """(first step index, vector steps granted) from the shared budget; (_, 0) when stopped meanwhile."""
@@ -213,12 +209,13 @@ class ActorWorker:
     def run(self, fresh: bool = True) -> dict:
         """Step until the budget is spent or stop(); flush everything; return the final status."""
         s, m = self.spec, self.spec.place.num_envs
+        warmup = s.learner.warmup_steps
         t0 = time.perf_counter()
         try:
             self._check(block=True)
             k, nap = 0, PAUSE_MIN_S
             while not self._stop.is_set():
-                if s.max_update_lag and self.claimed_total >= s.warmup_steps and self._owed() > s.max_update_lag:
+                if s.max_update_lag and self.claimed_total >= warmup and self._owed() > s.max_update_lag:
                     tp = time.perf_counter()
                     time.sleep(nap)
                     # each look is a call into the learner's process: back off while it stays behind, so a
@@ -236,7 +233,7 @@ class ActorWorker:
                     if k % s.version_check_every == 0:
                         self._check()
                     k += 1
-                    self.runner.step(1, random=fresh and start + i * m < s.warmup_steps)
+                    self.runner.step(1, random=fresh and start + i * m < warmup)
                     self.pm.actor.step(m)
                     if self.runner.episodes:
                         self.pm.actor.episodes(self.runner.episodes)

@@ -119,9 +119,8 @@ class RayBackend:
         place = RunnerPlace(num_envs=r.envs_per_actor, seed=seed, actor_id=actor_id)
         return ActorSpec(r.env_id, self.info.observation_space, self.info.action_space, self.agent_cfg,
                          self.cfg.runner, place, self.replay_cfg, self.services.url, self.namespace, r.steps,
-                         lc.warmup_steps, lc.updates_per_step, rt.max_update_lag, rt.version_check_every,
-                         rt.claim_steps, self.services.metrics_bind, env_spec(r, r.explore_env_id),
-                         warmup_updates=lc.warmup_updates)
+                         lc, rt.max_update_lag, rt.version_check_every, rt.claim_steps, self.services.metrics_bind,
+                         env_spec(r, r.explore_env_id))
 
     def _restarted(self, process: str) -> None:
         self.restarts[process] += 1

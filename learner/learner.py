@@ -40,6 +40,10 @@ class LearnerConfig:
     checkpoint_every: int = 5000
     """Write a checkpoint every this many updates (0: only at the end)."""
 
+    def owed(self, env_steps: int) -> int:
+        """Updates owed in all at this many env steps (the learner's pace and the actors' pause read it)."""
+        return updates_owed(env_steps, self.warmup_steps, self.updates_per_step, self.warmup_updates)
+
 
 def batch_to_dict(batch: Batch) -> dict[str, np.ndarray]:
     """The agent's update input: the sampled columns plus mask and importance weights."""
@@ -65,8 +69,7 @@ class Learner:
 
     def due(self, env_steps: int) -> int:
         """Updates owed at this many env steps under the replay ratio."""
-        return max(updates_owed(env_steps, self.cfg.warmup_steps, self.cfg.updates_per_step,
-                                self.cfg.warmup_updates) - self.updates, 0)
+        return max(self.cfg.owed(env_steps) - self.updates, 0)
 
     def _sample(self) -> Batch:
         return self.replay.sample(self.cfg.batch_size, self.cfg.window)
