@@ -116,9 +116,6 @@ class PlannerConfig:
     """Drawings of z from the prior averaged per candidate (when z is enabled)."""
     explore_std: float = 0.3
     """Extra std added to the first action when acting to explore (continuous), or epsilon for discrete."""
-    value_pessimism: float = 0.0
-    """Terminal cost = mean + this x std over the critic's members: charges states the members disagree on (off
-    the data, where a search finds values the critic overrates); 0 = the members' mean."""
 
 
 @dataclass(frozen=True)

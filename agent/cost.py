@@ -73,13 +73,9 @@ class Critic(nn.Module):
         x = torch.cat([s, a], -1)
         return torch.stack([m(x).squeeze(-1) for m in self.members])
 
-    def forward(self, s: torch.Tensor, a: torch.Tensor, pessimism: float = 0.0) -> torch.Tensor:
-        """Mean over members of Q in cost units, plus `pessimism` x their std (the members' disagreement)."""
-        q = self.decode_value(self.raw_q(s, a))
-        if pessimism:
-            std, mean = torch.std_mean(q, 0, correction=0)
-            return mean + pessimism * std
-        return q.mean(0)
+    def forward(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """Mean over members of Q in cost units."""
+        return self.decode_value(self.raw_q(s, a)).mean(0)
 
     @torch.no_grad()
     def target(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:

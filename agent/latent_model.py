@@ -38,11 +38,10 @@ class PlanParts:
     """World-model evaluations of the flat planner (benchmarks compare planners at equal compute)."""
 
     def value(self, s: torch.Tensor) -> torch.Tensor:
-        """Cost-to-go V(s) = Q(s, pi(s)) (the planner's terminal cost, with its pessimism over the members); the
-        exact expectation over actions for Discrete."""
+        """Cost-to-go V(s) = Q(s, pi(s)); the exact expectation over actions for Discrete."""
         if self.action.discrete:
             return (self.policy.probs(s) * self.critic.every_action(s, self.action.dim)).sum(-1)
-        return self.critic(s, self.policy.sample(s, greedy=True)[0], self.cfg.planner.value_pessimism)
+        return self.critic(s, self.policy.sample(s, greedy=True)[0])
 
 
 @dataclass
