@@ -209,13 +209,13 @@ class ActorWorker:
     def run(self, fresh: bool = True) -> dict:
         """Step until the budget is spent or stop(); flush everything; return the final status."""
         s, m = self.spec, self.spec.place.num_envs
-        warmup = s.learner.warmup_steps
         t0 = time.perf_counter()
         try:
             self._check(block=True)
             k, nap = 0, PAUSE_MIN_S
             while not self._stop.is_set():
-                if s.max_update_lag and self.claimed_total >= warmup and self._owed() > s.max_update_lag:
+                if (s.max_update_lag and not s.learner.warming_up(self.claimed_total)
+                        and self._owed() > s.max_update_lag):
                     tp = time.perf_counter()
                     time.sleep(nap)
                     # each look is a call into the learner's process: back off while it stays behind, so a
@@ -233,7 +233,7 @@ class ActorWorker:
                     if k % s.version_check_every == 0:
                         self._check()
                     k += 1
-                    self.runner.step(1, random=fresh and start + i * m < warmup)
+                    self.runner.step(1, random=fresh and s.learner.warming_up(start + i * m))
                     self.pm.actor.step(m)
                     if self.runner.episodes:
                         self.pm.actor.episodes(self.runner.episodes)

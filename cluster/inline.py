@@ -107,7 +107,7 @@ class InlineBackend:
         m = self.runner.num_envs
         if not vector_steps_left(self._steps, self.cfg.run.steps, m):
             return False
-        self._steps += self.runner.step(1, random=self.fresh and self._steps < self.cfg.learner.warmup_steps)
+        self._steps += self.runner.step(1, random=self.fresh and self.cfg.learner.warming_up(self._steps))
         self.obs.stepped(m, self.runner.episodes, self.runner.policy_version, self.learner.version)
         due = self.learner.due(self._steps)
         if due and self.replay.size() >= self.cfg.learner.batch_size:

@@ -44,6 +44,11 @@ class LearnerConfig:
         """Updates owed in all at this many env steps (the learner's pace and the actors' pause read it)."""
         return updates_owed(env_steps, self.warmup_steps, self.updates_per_step, self.warmup_updates)
 
+    def warming_up(self, env_steps: int) -> bool:
+        """Whether a step taken at this many env steps is warm-up (random play in a fresh run, no pause for the
+        learner): the inline loop and the Ray actors both read it."""
+        return env_steps < self.warmup_steps
+
 
 def batch_to_dict(batch: Batch) -> dict[str, np.ndarray]:
     """The agent's update input: the sampled columns plus mask and importance weights."""
