@@ -1,5 +1,5 @@
 """Is a trained critic calibrated? Its Q against the discounted return that actually followed, on the run's own
-replay (inline runs keep it in their checkpoint).
+replay (inline runs keep it in their checkpoint; latest.pt, else previous.pt).
 
     python benchmarks/critic_calibration.py RUN_DIR [RUN_DIR ...] [--last 20000]
 
@@ -31,13 +31,11 @@ import torch
 from ami.agent.agent import Agent
 from ami.agent.perception import column, obs_to_tensor
 from ami.cluster.config import ConfigError
-from ami.cluster.evaluate import load_agent
-from ami.learner.learner import checkpoint_state
+from ami.cluster.evaluate import agent_from, read_run_checkpoint
 
 
-def replay_tail(run: Path, last: int) -> dict[str, np.ndarray]:
-    """The last `last` rows of the replay an inline run saved with its newest checkpoint, as numpy columns."""
-    state = checkpoint_state((run / "checkpoints" / "latest.pt").read_bytes())
+def replay_tail(state: dict, run: Path, last: int) -> dict[str, np.ndarray]:
+    """The last `last` rows of the replay an inline run saved with its checkpoint `state`, as numpy columns."""
     if "replay" not in state:
         raise SystemExit(f"{run}: its checkpoint holds no replay (Ray runs keep theirs in Redis)")
     cols = state["replay"]["columns"]
@@ -107,12 +105,13 @@ def main() -> None:
     for run in a.runs:
         name = str(run.resolve().relative_to(common.resolve()))
         try:
-            agent, _ = load_agent(run)
+            state, cfg = read_run_checkpoint(run)  # read once: the agent and its replay come from the same file
+            agent = agent_from(state, cfg)
         except ConfigError as e:  # e.g. a run of another commit whose config has keys this one lacks
             print(f"| {name} | not loaded: {' '.join(str(e).split())} |||||||", flush=True)
             continue
         agent.eval()
-        f = out[name] = calibration(agent, replay_tail(run, a.last))
+        f = out[name] = calibration(agent, replay_tail(state, run, a.last))
         print(f"| {name} | {f['rows']} | {f['return_that_followed']:.1f} | {f['q']:.1f} | {f['ratio']:.2f} | "
               f"{f['corr']:.2f} | {f['mode1_gap']:+.1f} | {f['td_error']:.4f} |", flush=True)
     print(json.dumps(out))

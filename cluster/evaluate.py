@@ -19,6 +19,13 @@ from ami.learner.learner import checkpoint_state
 def load_agent(target: Path) -> tuple[Agent, dict]:
     """Agent with the weights of RUN_DIR's newest checkpoint that loads (latest.pt, else previous.pt), or of a
     checkpoint file inside a run dir."""
+    state, cfg = read_run_checkpoint(target)
+    return agent_from(state, cfg), cfg
+
+
+def read_run_checkpoint(target: Path) -> tuple[dict, dict]:
+    """(checkpoint state, config.yaml) of `load_agent`'s target: what a caller needing more of the checkpoint than
+    the agent (its replay, say) reads once."""
     run = RunDir(target if target.is_dir() else target.parent.parent)
     if target.is_dir():
         found = run.read_checkpoint(checkpoint_state) if (run.path / "config.yaml").exists() else None
@@ -26,12 +33,15 @@ def load_agent(target: Path) -> tuple[Agent, dict]:
         found = (None, checkpoint_state(target.read_bytes())) if target.exists() else None
     if found is None or not (run.path / "config.yaml").exists():
         raise ConfigError(f"{target}: no checkpoint with a config.yaml beside it")
-    cfg = run.read_config()
+    return found[1], run.read_config()
+
+
+def agent_from(state: dict, cfg: dict) -> Agent:
+    """The agent a run's config.yaml describes, with a checkpoint state's weights."""
     info = inspect_env(recorded_env(cfg))
-    agent_cfg = apply(AgentConfig(), cfg["agent"], "agent.")
-    agent = Agent(info.observation_space, info.action_space, agent_cfg)
-    agent.load_state_dict(found[1]["agent"])
-    return agent, cfg
+    agent = Agent(info.observation_space, info.action_space, apply(AgentConfig(), cfg["agent"], "agent."))
+    agent.load_state_dict(state["agent"])
+    return agent
 
 
 def recorded_env(cfg: dict) -> EnvSpec:
