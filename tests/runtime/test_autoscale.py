@@ -25,7 +25,7 @@ def test_a_third_actor_pends_on_a_full_cluster_until_a_node_is_added(tmp_path) -
     env, _ = tagged_env()
     done = subprocess.run([sys.executable, "-m", "tests.runtime.autoscale_drill", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=400)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-10000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["rc"] == 0, seen["stderr_tail"]
     assert seen["pending_before"] == 1 and seen["live_before"] == 2 and not seen["actor2_target_before"]
