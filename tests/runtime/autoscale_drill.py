@@ -11,6 +11,7 @@ what it saw, for the test to judge.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -47,6 +48,9 @@ def ray_log_tails(logs: Path, lines: int = 5) -> str:
 
 def drill(tmp: Path) -> dict:
     sd, run = tmp / "sd", tmp / "autoscaled"
+    # Ray starts its workers at nice 15 (its worker_niceness): beside busy processes at nice 0 (training runs on a
+    # dev box) an actor's process took minutes to import, and the drill measures placement, not priority
+    os.environ["RAY_worker_niceness"] = "0"  # read by the raylets this process starts
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
     p = None
     try:
@@ -57,13 +61,14 @@ def drill(tmp: Path) -> dict:
                               str(run), "--ray-address", cluster.address, *DEFAULT_CPUS, "runtime.poll_s=0.1"],
                              cwd=tmp, env={**env, "AMI_PROMETHEUS_SD_DIR": str(sd)}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: actor_steps(sd, 0) > 0 and actor_steps(sd, 1) > 0, 120, "actors 0 and 1 stepping")
+        # which two of the three get the worker's CPUs is Ray's choice (actors are created at once, SPREAD)
+        wait_for(lambda: sum(actor_steps(sd, i) > 0 for i in range(3)) >= 2, 120, "two actors stepping")
         time.sleep(2)  # (20 polls more: the third actor is still waiting, not slow to start)
         seen = {"pending_before": driver_metric(sd, "ami_driver_pending_actors"),
                 "live_before": driver_metric(sd, "ami_driver_live_actors"),
-                "actor2_target_before": "actor2" in targets(sd)}
+                "no_target_before": [i for i in range(3) if f"actor{i}" not in targets(sd)]}
         added = cluster.add_node(num_cpus=1)
-        wait_for(lambda: actor_steps(sd, 2) > 0, 120, "actor 2 stepping on the added node")
+        wait_for(lambda: all(actor_steps(sd, i) > 0 for i in range(3)), 120, "the third actor stepping on the new node")
         # (the live gauge is refreshed once a second, the pending one every poll)
         seen["pending_after"], seen["live_after"] = wait_for(lambda: gauges(sd) == (0.0, 3.0) and gauges(sd), 10,
                                                              "the driver's gauges: 0 pending, 3 live")
@@ -75,8 +80,7 @@ def drill(tmp: Path) -> dict:
                 "env_steps": s["env_steps"], "replay_inserted": s["replay_inserted_transitions"],
                 "interrupted": s["interrupted"], "progress_says_pending": "pending=1" in err}
     except AssertionError:
-        # (CI once saw actors 0 and 1 not step for 120 s, which no run here repeats: the run's own words and the
-        # cluster's error logs say why; the test prints this stderr)
+        # (the run's own words and the cluster's error logs say why; the test prints this stderr)
         if p is not None:
             p.kill()
             print(p.communicate()[1][-3000:], file=sys.stderr)

@@ -28,10 +28,10 @@ def test_a_third_actor_pends_on_a_full_cluster_until_a_node_is_added(tmp_path) -
     assert done.returncode == 0, done.stderr[-10000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["rc"] == 0, seen["stderr_tail"]
-    assert seen["pending_before"] == 1 and seen["live_before"] == 2 and not seen["actor2_target_before"]
+    assert seen["pending_before"] == 1 and seen["live_before"] == 2 and len(seen["no_target_before"]) == 1
     assert seen["progress_says_pending"]  # the progress line: pending=1
     assert seen["pending_after"] == 0 and seen["live_after"] == 3
     assert seen["head"] not in seen["actor_nodes"] and seen["added"] in seen["actor_nodes"]
-    assert len(seen["actor_nodes"]) == 2  # the first worker (actors 0 and 1) and the added node (actor 2)
+    assert len(seen["actor_nodes"]) == 2  # the first worker (two actors) and the added node (the third)
     assert set(seen["actor_env_steps"]) == {"0", "1", "2"} and all(n > 0 for n in seen["actor_env_steps"].values())
     assert seen["interrupted"] and seen["env_steps"] == seen["replay_inserted"] == sum(seen["actor_env_steps"].values())
