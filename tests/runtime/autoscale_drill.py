@@ -11,7 +11,6 @@ what it saw, for the test to judge.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from ray.cluster_utils import Cluster
 
 from tests.chaos.conftest import driver_metric, metric, targets
 from tests.runtime.conftest import AMI, TINY, tagged_env
-from tests.util import wait_for
+from tests.util import ray_workers_at_nice_0, wait_for
 
 DEFAULT_CPUS = [a for a in TINY if not a.startswith("runtime.actor_cpus=") and a != "--no-progress"]
 
@@ -48,9 +47,7 @@ def ray_log_tails(logs: Path, lines: int = 5) -> str:
 
 def drill(tmp: Path) -> dict:
     sd, run = tmp / "sd", tmp / "autoscaled"
-    # Ray starts its workers at nice 15 (its worker_niceness): beside busy processes at nice 0 (training runs on a
-    # dev box) an actor's process took minutes to import, and the drill measures placement, not priority
-    os.environ["RAY_worker_niceness"] = "0"  # read by the raylets this process starts
+    ray_workers_at_nice_0()
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0, "include_dashboard": False})
     p = None
     try:
