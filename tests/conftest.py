@@ -32,9 +32,6 @@ def ray_cluster():
     import ray
     from ray.cluster_utils import Cluster
 
-    from tests.util import ray_workers_at_nice_0
-
-    ray_workers_at_nice_0()
     cluster = Cluster(initialize_head=True, connect=True,
                       head_node_args={"num_cpus": 1, "include_dashboard": False})
     cluster.add_node(num_cpus=1)
