@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -24,10 +23,3 @@ def wait_for(fn, timeout: float, what: str):
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
-def ray_workers_at_nice_0() -> None:
-    """Raylets this process starts from now on run their workers at nice 0. Ray's default (worker_niceness 15)
-    lets any busy nice-0 process starve them — beside four training runs on a dev box an actor's process got 1 s
-    of CPU in a minute and a drill timed out — while the tests measure placement and recovery, not priority."""
-    os.environ["RAY_worker_niceness"] = "0"
