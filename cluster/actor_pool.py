@@ -42,12 +42,17 @@ class ActorPool:
         self._raced: dict[int, int] = {}
         self._next_id = 0  # ids are never reused: an id names one actor's seeds, episodes and metrics
         self._first: dict[int, ray.ObjectRef] = {}  # the first status() call of each actor not placed yet
+        self._back: dict[int, ray.ObjectRef] = {}  # restarted actors: the status() call their run() waits for
         self.spent = False  # an actor's run() ended with the budget spent: pending actors have nothing left to do
 
     @property
     def live(self) -> int:
-        """Actors with a run() in flight that were not scaled away, pending ones included."""
-        return len(self.futures.keys() - self.retiring)
+        """Actors with a run() in flight (or restarting, to get one) that were not scaled away, pending ones
+        included."""
+        return len(self._running())
+
+    def _running(self) -> set[int]:
+        return (self.futures.keys() | self._back.keys()) - self.retiring
 
     @property
     def pending(self) -> int:
@@ -65,9 +70,9 @@ class ActorPool:
     def scale_to(self, k: int) -> None:
         """Start actors up to k running ones, or stop the newest beyond k (killed once they have flushed; one that
         never got a node at once)."""
-        live = sorted(self.futures.keys() - self.retiring)
+        live = sorted(self._running())
         for i in live[k:]:
-            if self._waits_for_a_node(i):
+            if self._waits_for_a_node(i) or i in self._back:
                 self._drop(i)
                 continue
             self.handles[i].stop.remote()
@@ -119,10 +124,12 @@ class ActorPool:
             self._drop(i)
 
     def _drop(self, i: int) -> None:
-        """Actor i never got a process (scaled away, or the budget is spent): kill it so that its CPUs are no
-        longer asked for. It has stepped nothing: its first status() answers as soon as its process is up, while its
-        run() must still build its envs and fetch weights before it claims a step."""
+        """Actor i never got a process (scaled away, or the budget is spent), or is restarting after a crash and
+        is scaled away: kill it so that its CPUs are no longer asked for. It has stepped nothing since it started:
+        its first status() answers as soon as its process is up, while its run() must still build its envs and
+        fetch weights before it claims a step."""
         self._first.pop(i, None)
+        self._back.pop(i, None)
         self.futures.pop(i, None)
         self._retire(i)
 
@@ -150,8 +157,11 @@ class ActorPool:
         """Wait up to `timeout_s` for run() calls to end (a crash brings the actor back), then read every
         status; returns the episode returns reported since the last poll."""
         done = []  # scaled-away actors whose run() ended: gone after this poll's status
-        if self.futures:
-            ready, _ = ray.wait(list(self.futures.values()), num_returns=len(self.futures), timeout=timeout_s)
+        returns = []
+        waited = [*self.futures.values(), *self._back.values()]
+        if waited:
+            ready, _ = ray.wait(waited, num_returns=len(waited), timeout=timeout_s)
+            returns.extend(self._came_back(ready))
             for i in [i for i, f in self.futures.items() if f in ready]:
                 try:
                     ray.get(self.futures.pop(i))  # raises if the actor failed
@@ -169,8 +179,8 @@ class ActorPool:
             self._drop_pending()
         else:
             self._placed_now()
-        returns = []
-        ids = [i for i in self.handles if i not in self._first]  # (a pending actor would hold the poll for 30 s)
+        # (a pending or restarting actor would hold the poll for up to 30 s)
+        ids = [i for i in self.handles if i not in self._first and i not in self._back]
         refs = [self.handles[i].status.remote() for i in ids]
         for i, ref in zip(ids, refs, strict=True):
             try:
@@ -201,7 +211,7 @@ class ActorPool:
         if gone:
             self._spawn(i)  # a new process for actor i on a live node
         else:
-            self.futures[i] = self.handles[i].run.remote(self.fresh)
+            self._back[i] = self.handles[i].status.remote()  # run() again once it answers (_came_back)
         had_status = self.book.crashed(i)
         if not had_status and not gone:  # no word since its last crash: a call that raced the restart, no new crash
             self._raced[i] = self._raced.get(i, 0) + 1
@@ -213,6 +223,21 @@ class ActorPool:
         self.budget.crashed(f"actor {i}")
         self.restarted("actor")
         self.obs.watch(f"actor-{i}", self.handles[i])
+
+    def _came_back(self, ready: list) -> list[float]:
+        """Restarted actors whose status() answered (see `ready`) get their run() again; returns the episode
+        returns they reported. A run() sent at once could reach the dead incarnation and fail only after a status()
+        of the new one had answered, and count as a second crash; sent after that answer, its failure is one."""
+        returns = []
+        for i in [i for i, ref in self._back.items() if ref in ready]:
+            try:
+                st = ray.get(self._back.pop(i))
+            except UNREACHABLE:
+                self._crashed(i)  # not back yet (no word since the crash: no new crash), or its node is gone
+                continue
+            returns.extend(self.book.report(i, st))
+            self.futures[i] = self.handles[i].run.remote(self.fresh)
+        return returns
 
     # ----- figures ------------------------------------------------------------------------------------------
     def totals(self) -> list[dict]:
