@@ -13,26 +13,17 @@ runs whose forward velocity falls to 0 as they learn to stand. Last line: one JS
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+from critic_calibration import episode_breaks, replay_tail  # its episode cuts: one rule for both probes
 
 from ami.cluster.evaluate import read_run_checkpoint
 
 POSE = {"HalfCheetah": (8, 1), "Hopper": (5, 1), "Walker2d": (8, 1)}
 """Gymnasium MuJoCo body -> (forward velocity, torso pitch) columns of its observation (v4/v5, with
 `exclude_current_positions_from_observation` at its default: qpos[1:] then qvel)."""
-
-
-def _calibration():
-    """benchmarks/critic_calibration.py, for its episode cuts (one rule for both probes)."""
-    spec = importlib.util.spec_from_file_location("critic_calibration",
-                                                  Path(__file__).with_name("critic_calibration.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def pose_columns(env_id: str) -> tuple[int, int]:
@@ -72,11 +63,11 @@ def main() -> None:
     p.add_argument("--block", type=int, default=2500, help="replay rows per block (default 2500)")
     p.add_argument("--last", type=int, default=10**9, help="replay rows from the end (default: all)")
     a = p.parse_args()
-    cc, out = _calibration(), {}
+    out = {}
     for run in a.runs:
         state, cfg = read_run_checkpoint(run)
-        cols = cc.replay_tail(state, run, a.last)
-        out[run.name] = gait(cols, cc.episode_breaks(cols), cfg["run"]["env_id"], a.block)
+        cols = replay_tail(state, run, a.last)
+        out[run.name] = gait(cols, episode_breaks(cols), cfg["run"]["env_id"], a.block)
         _print(run.name, out[run.name])
     print(json.dumps(out))
 

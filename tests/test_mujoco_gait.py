@@ -3,19 +3,21 @@ and the episodes spent on the back."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location(
-    "mujoco_gait", Path(__file__).resolve().parents[1] / "benchmarks" / "mujoco_gait.py")
-mg = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mg)
+
+@pytest.fixture
+def mg(monkeypatch):
+    """The script as `python benchmarks/mujoco_gait.py` sees it: its folder first on the path (sibling imports)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module("mujoco_gait")
 
 
-def test_halfcheetah_blocks_and_an_episode_on_its_back() -> None:
+def test_halfcheetah_blocks_and_an_episode_on_its_back(mg) -> None:
     obs = np.zeros((6, 17))
     obs[:, 8] = [1.0, 1.0, 1.0, 3.0, 3.0, 5.0]  # forward velocity (qvel[0])
     obs[3:, 1] = np.pi  # torso pitch: turned over in the second episode
@@ -27,7 +29,7 @@ def test_halfcheetah_blocks_and_an_episode_on_its_back() -> None:
                              {"return": 12.0, "steps": 3, "on_back": True}]
 
 
-def test_hopper_reads_its_own_columns_and_counts_falls() -> None:
+def test_hopper_reads_its_own_columns_and_counts_falls(mg) -> None:
     obs = np.zeros((4, 11))
     obs[:, 5] = [0.5, 0.5, -0.5, -0.5]
     obs[:, 8] = 9.0  # a joint velocity, not the body's
@@ -37,6 +39,6 @@ def test_hopper_reads_its_own_columns_and_counts_falls() -> None:
     assert [e["steps"] for e in g["episodes"]] == [2, 2]
 
 
-def test_an_env_without_a_known_body_is_refused_in_one_line() -> None:
+def test_an_env_without_a_known_body_is_refused_in_one_line(mg) -> None:
     with pytest.raises(SystemExit, match="dm_control/cheetah-run-v0: no gait read"):
         mg.pose_columns("dm_control/cheetah-run-v0")
