@@ -45,8 +45,9 @@ def test_a_node_dead_before_the_run_starts_and_the_run_still_completes(ray_clust
     os.kill(worker.all_processes["raylet"][0].process.pid, signal.SIGKILL)
     time.sleep(2)  # dead, and still counted alive for a while
     try:
+        # one update per step, as the hang needed: the gap the actors wait on must pass runtime.max_update_lag
         train = Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
-                       "--redis-url", redis_server.url, *CHAOS])
+                       "--redis-url", redis_server.url, *CHAOS, "learner.updates_per_step=1"])
         assert train.join() == 0
     finally:
         two_live_nodes(ray_cluster)
