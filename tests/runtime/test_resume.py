@@ -20,10 +20,8 @@ from tests.runtime.conftest import AMI, TINY, tagged_env, tagged_processes
 def test_ctrl_c_then_resume_continues_counters_and_version(ray_cluster, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     env, tag = tagged_env()
-    # one update per four steps, as the chaos drills: the learner no longer paces the run (the resume keeps it)
     p = subprocess.Popen([*AMI, "train", "--backend", "ray", "--actors", "2", "--steps", "100000",
-                          "--run-dir", str(run), *TINY, "runtime.num_cpus=2", "learner.updates_per_step=0.25"],
-                         cwd=tmp_path, env=env,
+                          "--run-dir", str(run), *TINY, "runtime.num_cpus=2"], cwd=tmp_path, env=env,
                          start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
