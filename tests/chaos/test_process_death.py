@@ -14,7 +14,7 @@ from tests.chaos.conftest import CHAOS, Train, driver_metric, metric, ray_pids, 
 STEPS = 1200
 
 
-def start(run: Path, url: str, actors: int = 2, *extra: str) -> Train:
+def start(run: Path, url: str, actors: int = 2, extra: tuple[str, ...] = ()) -> Train:
     return Train(["train", "--backend", "ray", "--actors", str(actors), "--steps", str(STEPS), "--run-dir",
                   str(run), "--redis-url", url, *CHAOS, *extra])
 
@@ -56,7 +56,7 @@ def test_learner_sigkill_restores_last_checkpoint_versions_never_reused(ray_clus
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
     # one update per step: the learner paces the run, so its restore lands well before the last step (at 0.25 the
     # resumed run of test_resume once ended before its killed learner was counted back)
-    train = start(run, redis_server.url, 2, "learner.updates_per_step=1")
+    train = start(run, redis_server.url, extra=("learner.updates_per_step=1",))
     wait_for(lambda: (run / "checkpoints" / "latest.pt").exists() and (driver_metric(
         sd, "ami_driver_env_steps") or 0) >= 450, 90, "a checkpoint and 450 steps")
     client = redis.Redis.from_url(redis_server.url)
