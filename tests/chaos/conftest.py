@@ -29,7 +29,7 @@ spent ~13 evaluations of 400 planning decisions each on the two cores its actors
 def two_live_nodes(cluster) -> None:
     """Give the session's cluster two live nodes again after a drill killed one (or a raylet died on its own: in
     CI one did after the SIGINT drill, and every drill after it failed on a one-node cluster)."""
-    for node in list(cluster.worker_nodes):  # (its raylet's process: Ray itself notices a death ~30 s late)
+    for node in list(cluster.worker_nodes):  # (the raylet itself: Ray marks it dead ~9 s late, HEALTH_CHECKS)
         if node.all_processes["raylet"][0].process.poll() is not None:
             cluster.remove_node(node, allow_graceful=False)
     while len(cluster.worker_nodes) < 1:
