@@ -23,7 +23,9 @@ def test_actor_sigkill_restarts_reads_newest_weights_and_counts_each_step_once(r
                                                                                  tmp_path, monkeypatch) -> None:
     sd, run = tmp_path / "sd", tmp_path / "actor-death"
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
-    train = start(run, redis_server.url)
+    # one update per step: the learner paces the run, so the restarted actor comes up and shows its endpoint well
+    # before the last step (at 0.25 a CI run once ended before the new incarnation's endpoint was read)
+    train = start(run, redis_server.url, extra=("learner.updates_per_step=1",))
     wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 400 and len(targets(sd)) == 4, 90,
              "400 steps with 4 targets")
     before = targets(sd)
