@@ -84,6 +84,9 @@ class CostConfig:
     """Weight of the critic TD loss in the world-model update."""
     critic_symlog: bool = True
     """Regress the critic in symlog space (robust across reward scales) or in raw cost units (precise)."""
+    critic_value_scale: bool = True
+    """Raw cost units only: regress values divided by the running mean |step cost| / (1 - gamma) (at least 1),
+    so a critic's outputs are O(1) whatever the task's reward scale."""
 
 
 @dataclass(frozen=True)

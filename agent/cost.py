@@ -52,21 +52,50 @@ class IntrinsicCost(nn.Module):
         return (s - goal).pow(2).mean(-1)
 
 
+SCALE_DECAY = 0.999
+"""Per-update decay of the critic's running mean |step cost| (~1000 updates of memory)."""
+
+
 class Critic(nn.Module):
-    """Ensemble Q(s, a) of future intrinsic cost, regressed in symlog space, with EMA target copies."""
+    """Ensemble Q(s, a) of future intrinsic cost, regressed in symlog space or in scaled cost units, with EMA
+    target copies."""
 
     def __init__(self, latent_dim: int, action_dim: int, hidden: int, cfg: CostConfig):
         super().__init__()
         self.cfg = cfg
         self.members = nn.ModuleList(mlp(latent_dim + action_dim, hidden, 1) for _ in range(cfg.critic_ensemble))
         self.targets = copy.deepcopy(self.members).requires_grad_(False)
+        # buffers, not updater state: the planner decodes values with the scale, so it travels with the weights
+        self.register_buffer("abs_cost_ema", torch.zeros(()))  # EMA of the mean |step cost|, bias not corrected
+        self.register_buffer("scale_updates", torch.zeros(()))
+        self.register_buffer("value_scale", torch.ones(()))
 
     def encode_value(self, q: torch.Tensor) -> torch.Tensor:
         """Cost units -> the space the members regress in."""
-        return symlog(q) if self.cfg.critic_symlog else q
+        return symlog(q) if self.cfg.critic_symlog else q / self.value_scale
 
     def decode_value(self, x: torch.Tensor) -> torch.Tensor:
-        return symexp(x) if self.cfg.critic_symlog else x
+        return symexp(x) if self.cfg.critic_symlog else x * self.value_scale
+
+    @torch.no_grad()
+    def track_scale(self, cost: torch.Tensor, valid: torch.Tensor) -> None:
+        """Fold a batch's step costs (where `valid`) into the value scale: mean |cost| / (1 - gamma), at least 1.
+        Why: raw values of a task paying ~5 per step reach ~500; regressed as they are, they swamp the critic's
+        loss and its LayerNorm'd head; divided by a fixed bound (the highest |cost| seen / (1 - gamma)) they sit
+        near 0 for most of a walker's life, where the planner cannot tell sequences apart (RESULTS #9)."""
+        if self.cfg.critic_symlog or not self.cfg.critic_value_scale:
+            return
+        batch = (cost.abs() * valid).sum() / valid.sum().clamp(min=1)
+        self.scale_updates += 1
+        self.abs_cost_ema.lerp_(batch, 1.0 - SCALE_DECAY)
+        mean = self.abs_cost_ema / (1.0 - SCALE_DECAY ** self.scale_updates)
+        self.value_scale.copy_((mean / (1.0 - self.cfg.gamma)).clamp(min=1.0))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before the value scale lack its buffers: they start afresh (symlog runs never read them)
+        for name, buf in self.named_buffers(recurse=False):
+            state_dict.setdefault(prefix + name, buf.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def raw_q(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """[E, ...] predictions of every member in regression space."""

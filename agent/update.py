@@ -223,6 +223,7 @@ class Updater:
         rows = torch.arange(b, device=nxt.device)[:, None]
         v = self._target_value(nxt[rows, pos].reshape(-1, nxt.shape[-1])).float().view(pos.shape)
         cost = ag.cost.observed(env_cost, act)
+        ag.critic.track_scale(cost, mask > 0)
         lo, hi = self._value_bounds(cost, mask)
         v_next = torch.zeros(b, w, device=nxt.device).scatter_(1, pos, v.clamp(lo, hi))
         return n_step_targets(cost, term, mask, v_next, cc.gamma, cc.n_step)
