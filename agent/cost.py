@@ -80,9 +80,10 @@ class Critic(nn.Module):
     @torch.no_grad()
     def track_scale(self, cost: torch.Tensor, valid: torch.Tensor) -> None:
         """Fold a batch's step costs (where `valid`) into the value scale: mean |cost| / (1 - gamma), at least 1.
-        Why: raw values of a task paying ~5 per step reach ~500; regressed as they are, they swamp the critic's
-        loss and its LayerNorm'd head; divided by a fixed bound (the highest |cost| seen / (1 - gamma)) they sit
-        near 0 for most of a walker's life, where the planner cannot tell sequences apart (RESULTS #9)."""
+        Why: raw values of a task paying ~5 per step reach ~500, too large a target for the critic's loss; symlog
+        compresses them so far that HalfCheetah-v5 learned a third as fast; a fixed bound (the highest |cost| seen
+        / (1 - gamma)) lifted HalfCheetah but cost walker-walk, whose early costs are ~1/10 of that bound
+        (RESULTS #9)."""
         if self.cfg.critic_symlog or not self.cfg.critic_value_scale:
             return
         batch = (cost.abs() * valid).sum() / valid.sum().clamp(min=1)
