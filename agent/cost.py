@@ -79,11 +79,10 @@ class Critic(nn.Module):
 
     @torch.no_grad()
     def track_scale(self, cost: torch.Tensor, valid: torch.Tensor) -> None:
-        """Fold a batch's step costs (where `valid`) into the value scale: mean |cost| / (1 - gamma), at least 1.
-        Why: raw values of a task paying ~5 per step reach ~500, too large a target for the critic's loss; symlog
-        compresses them so far that HalfCheetah-v5 learned a third as fast; a fixed bound (the highest |cost| seen
-        / (1 - gamma)) lifted HalfCheetah but cost walker-walk, whose early costs are ~1/10 of that bound
-        (RESULTS #9)."""
+        """Fold a batch's step costs (where `valid`) into the value scale: mean |cost| / (1 - gamma), at least 1,
+        so values are O(1) at any reward scale. Measured (RESULTS #9, tuning seeds, 20k steps): HalfCheetah-v5 had
+        695-1192 with symlog values and 4441 with this scale; a fixed bound instead of the mean (the highest |cost|
+        seen / (1 - gamma)) lifted HalfCheetah too but cut walker-walk from 840 to 171."""
         if self.cfg.critic_symlog or not self.cfg.critic_value_scale:
             return
         batch = (cost.abs() * valid).sum() / valid.sum().clamp(min=1)
