@@ -21,9 +21,10 @@ CHAOS = [*TINY, "runtime.poll_s=0.1", "learner.updates_per_step=0.25", "run.eval
 """A tiny run for the drills: they test counting, recovery and cleanup, not learning. One update per four steps:
 at one per step the learner (~10 ms an update on its share of two cores) paced every drill at ~33 steps/s; at
 0.25 the actors run at ~70 (measured 2026-12-07: a 900-step two-actor run, 35 s -> 20 s). Drills that need the
-learner's pace set one per step again: a killed learner must be back before the last step, the dead-node hang needs
-the actors' update gap. One evaluation, the final one, of one episode: every 300 steps (TINY's), a 4000-step drill
-spent ~13 evaluations of 400 planning decisions each on the two cores its actors and learner need."""
+learner's pace set one per step again: a killed learner must be back and a restarted actor's endpoint up before the
+last step, the dead-node hang needs the actors' update gap. One evaluation, the final one, of one episode: every
+300 steps (TINY's), a 4000-step drill spent ~13 evaluations of 400 planning decisions each on the two cores its
+actors and learner need."""
 
 
 def two_live_nodes(cluster) -> None:
