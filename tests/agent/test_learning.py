@@ -43,17 +43,21 @@ def test_pendulum_learns_in_1000_steps(tmp_path: Path) -> None:
 
 def test_the_belief_state_pays_where_one_observation_hides_the_velocity(tmp_path: Path) -> None:
     """ami/PendulumNoVel-v0 (cos, sin: no angular velocity): the same short run with and without the belief state,
-    side by side in two processes of one torch thread each (CI has two cores).
-    (2026-12-06: -1152.9 with it, -1326.1 without, at 1000 steps; in one process, two threads: -1099.9 / -1328.0.)"""
+    side by side in two processes of one torch thread each (CI has two cores), on three seeds: at 1000 steps one
+    seed's margin is luck (2026-12-07, on - off on seeds 0 / 1 / 2: +173 / +368 / +15 with symlog critic values,
+    +71 / +156 / +256 with mean-scaled ones), their mean is not (185 and 161)."""
     env = tagged_env()[0]
-    runs = {belief: subprocess.Popen(
-        [*AMI, "train", "--backend", "inline", "--env", "ami/PendulumNoVel-v0",
-         "--steps", "1000", "--seed", "0", "--run-dir", str(tmp_path / belief), "--no-progress",
-         "learner.warmup_steps=500", "run.eval_episodes=5", "run.eval_every=1000", "run.torch_threads=1",
-         f"agent.belief={belief}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for belief in ("on", "off")}
-    for belief, proc in runs.items():
-        _, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, (belief, err.decode()[-2000:])
-    returns = {b: json.loads((tmp_path / b / "summary.json").read_text())["eval_return_mean"] for b in runs}
-    assert returns["on"] >= returns["off"] + 100, returns
+    margins = []
+    for seed in (0, 1, 2):
+        runs = {belief: subprocess.Popen(
+            [*AMI, "train", "--backend", "inline", "--env", "ami/PendulumNoVel-v0",
+             "--steps", "1000", "--seed", str(seed), "--run-dir", str(tmp_path / f"{belief}{seed}"), "--no-progress",
+             "learner.warmup_steps=500", "run.eval_episodes=5", "run.eval_every=1000", "run.torch_threads=1",
+             f"agent.belief={belief}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for belief in ("on", "off")}
+        for belief, proc in runs.items():
+            _, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, (belief, err.decode()[-2000:])
+        ret = {b: json.loads((tmp_path / f"{b}{seed}" / "summary.json").read_text())["eval_return_mean"] for b in runs}
+        margins.append(ret["on"] - ret["off"])
+    assert min(margins) > 0 and sum(margins) / 3 >= 100, margins
