@@ -14,18 +14,19 @@ from tests.chaos.conftest import CHAOS, Train, driver_metric, metric, ray_pids, 
 STEPS = 1200
 
 
-def start(run: Path, url: str, actors: int = 2, extra: tuple[str, ...] = ()) -> Train:
-    return Train(["train", "--backend", "ray", "--actors", str(actors), "--steps", str(STEPS), "--run-dir",
-                  str(run), "--redis-url", url, *CHAOS, *extra])
+def start(run: Path, url: str) -> Train:
+    """One update per step (CHAOS has 0.25): the learner paces the run, so what a drill waits for after its kill
+    lands well before the last step — the killed learner counted back (at 0.25 the resumed run of test_resume once
+    ended first), the restarted actor's new endpoint (at 0.25 a CI run once ended before it was read)."""
+    return Train(["train", "--backend", "ray", "--actors", "2", "--steps", str(STEPS), "--run-dir", str(run),
+                  "--redis-url", url, *CHAOS, "learner.updates_per_step=1"])
 
 
 def test_actor_sigkill_restarts_reads_newest_weights_and_counts_each_step_once(ray_cluster, redis_server,
                                                                                  tmp_path, monkeypatch) -> None:
     sd, run = tmp_path / "sd", tmp_path / "actor-death"
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
-    # one update per step: the learner paces the run, so the restarted actor comes up and shows its endpoint well
-    # before the last step (at 0.25 a CI run once ended before the new incarnation's endpoint was read)
-    train = start(run, redis_server.url, extra=("learner.updates_per_step=1",))
+    train = start(run, redis_server.url)
     wait_for(lambda: (driver_metric(sd, "ami_driver_env_steps") or 0) >= 400 and len(targets(sd)) == 4, 90,
              "400 steps with 4 targets")
     before = targets(sd)
@@ -56,9 +57,7 @@ def test_learner_sigkill_restores_last_checkpoint_versions_never_reused(ray_clus
                                                                          monkeypatch) -> None:
     sd, run = tmp_path / "sd", tmp_path / "learner-death"
     monkeypatch.setenv("AMI_PROMETHEUS_SD_DIR", str(sd))
-    # one update per step: the learner paces the run, so its restore lands well before the last step (at 0.25 the
-    # resumed run of test_resume once ended before its killed learner was counted back)
-    train = start(run, redis_server.url, extra=("learner.updates_per_step=1",))
+    train = start(run, redis_server.url)
     wait_for(lambda: (run / "checkpoints" / "latest.pt").exists() and (driver_metric(
         sd, "ami_driver_env_steps") or 0) >= 450, 90, "a checkpoint and 450 steps")
     client = redis.Redis.from_url(redis_server.url)
